@@ -1,0 +1,120 @@
+"""The ``mila`` group: global options, error handling, and plugin commands."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mila import __version__
+from mila.errors import EXIT_INTERRUPTED, EXIT_USAGE, MilaError
+from mila.logs import configure_logging
+
+
+@dataclass
+class CliContext:
+    """Global options, and the project loaded on first use."""
+
+    project_dir: Path | None = None
+    verbose: int = 0
+    log_format: str = "console"
+    _project: Any = field(default=None, repr=False)
+
+    def project(self) -> Any:
+        if self._project is None:
+            from mila.project import load_project
+            self._project = load_project(self.project_dir)
+        return self._project
+
+
+pass_cli = click.make_pass_decorator(CliContext)
+
+
+def report_error(exc: MilaError, verbose: int) -> None:
+    if verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    click.echo(f"error: {exc}", err=True)
+
+
+class MilaGroup(click.Group):
+    """Adds plugin commands lazily and turns :class:`MilaError` into one line + exit code."""
+
+    def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        obj = ctx.find_object(CliContext)
+        try:
+            if obj is not None:
+                try:
+                    pm = obj.project().pm
+                except MilaError as exc:
+                    if "no mila.toml" not in str(exc):
+                        raise
+                    from mila.plugins import build_plugin_manager
+                    pm = build_plugin_manager()
+            else:
+                from mila.plugins import build_plugin_manager
+                pm = build_plugin_manager()
+            return pm.registry.commands
+        except MilaError:
+            return {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = set(super().list_commands(ctx))
+        names |= set(self._plugin_commands(ctx))
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None:
+            return cmd
+        return self._plugin_commands(ctx).get(cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MilaError as exc:
+            obj = ctx.find_object(CliContext)
+            report_error(exc, obj.verbose if obj else 0)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+@click.group(cls=MilaGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="mila")
+@click.option("-C", "--project-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Run as if started in DIR (default: the current directory).")
+@click.option("-v", "--verbose", count=True, help="More logs; -vv for debug. Tracebacks on errors.")
+@click.option("--log-format", type=click.Choice(["console", "json"]), default="console",
+              show_default=True, help="Log lines for people, or JSON lines for CI.")
+@click.pass_context
+def cli(ctx: click.Context, project_dir: Path | None, verbose: int, log_format: str) -> None:
+    """Deploy the serverless services of a monorepo to AWS, per environment and region,
+    redeploying only what changed."""
+    if project_dir is not None and not project_dir.is_dir():
+        raise click.BadParameter(f"'{project_dir}' is not a folder", param_hint="-C")
+    configure_logging(verbose, log_format)
+    ctx.obj = CliContext(project_dir, verbose, log_format)
+
+
+def main() -> None:
+    try:
+        cli.main(prog_name="mila")
+    except KeyboardInterrupt:  # pragma: no cover - raised outside a command
+        sys.exit(EXIT_INTERRUPTED)
+
+
+# Command modules register themselves on `cli`; imported last to avoid a cycle.
+from mila.cli import (  # noqa: E402,F401
+    checksums_cmd,
+    deploy_cmd,
+    info_cmd,
+    plugins_cmd,
+    state_cmd,
+)
+
+__all__ = ["EXIT_USAGE", "CliContext", "cli", "main", "pass_cli"]

@@ -1,0 +1,115 @@
+"""The one family of errors mila shows to users.
+
+Every error a user can cause or meet is a :class:`MilaError` with a message written for them
+(what is wrong, where, how to fix it) and the exit code the CLI ends with. The CLI prints the
+message as one line on stderr; the traceback only with ``-v``. Exit codes are a contract:
+
+====  ==========================================================
+0     done
+1     an action failed (a deploy or destroy)
+2     bad usage, configuration or input; a plan that went stale
+3     a lock is held elsewhere and ``--lock-timeout`` ran out
+4     ``--detailed-exitcode``: the plan has changes
+130   interrupted (Ctrl-C)
+====  ==========================================================
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_LOCKED = 3
+EXIT_CHANGES = 4
+EXIT_INTERRUPTED = 130
+
+
+class MilaError(Exception):
+    """Base class: ``str(error)`` is the message for the user; ``exit_code`` ends the CLI."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+
+class ConfigError(MilaError):
+    """Invalid ``mila.toml``: names the file, the key and the fix."""
+
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None,
+                 hint: str | None = None) -> None:
+        where = ""
+        if file and key:
+            where = f"{file}: [{key}] " if "." not in key else f"{file}: {key}: "
+        elif file:
+            where = f"{file}: "
+        super().__init__(f"{where}{message}", hint=hint)
+        self.file = file
+        self.key = key
+
+
+class PluginError(MilaError):
+    """A plugin failed to load or registered something invalid; names plugin and distribution."""
+
+
+class StateError(MilaError):
+    """The remote state is missing, unreachable or refuses an operation."""
+
+
+class StateNotInitialized(StateError):
+    def __init__(self, location: str) -> None:
+        super().__init__(f"the mila state ({location}) does not exist",
+                         hint="run `mila init` to create it")
+
+
+class EnvironmentNotFound(StateError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"environment '{name}' does not exist; create it with "
+                         f"`mila envs create {name}`")
+        self.name = name
+
+
+class EnvironmentExists(StateError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"environment '{name}' already exists",
+                         hint=f"see it with `mila envs describe {name}`")
+        self.name = name
+
+
+class LockLost(StateError):
+    """A write was refused because the caller no longer holds the lock it names."""
+
+    exit_code = EXIT_LOCKED
+
+
+class LockHeld(StateError):
+    """The lock is held by someone else (``holder`` says who)."""
+
+    exit_code = EXIT_LOCKED
+
+    def __init__(self, holder: object, message: str | None = None) -> None:
+        super().__init__(message or f"lock held by {holder}")
+        self.holder = holder
+
+
+class DeployError(MilaError):
+    """A deployer failed to carry out an action; ``details`` go to the action log."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, details: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.details = details
+
+
+class PlanStale(MilaError):
+    """``mila apply``: the code or the state changed since the plan file was written."""
+
+
+class Interrupted(MilaError):
+    exit_code = EXIT_INTERRUPTED

@@ -1,0 +1,190 @@
+"""The plugin manager: the only module that knows about entry points.
+
+Load order (pluggy calls the last registered first):
+
+1. entry points in the group ``mila`` — the built-ins (``git``, ``aws``, ``local``,
+   ``cloudformation``, ``sandbox``) are registered this way, exactly as third-party plugins are;
+2. modules listed in ``plugins = [...]`` in ``mila.toml``;
+3. modules listed in the ``MILA_PLUGINS`` environment variable (comma-separated).
+
+``disable_plugins = [...]`` (or ``MILA_DISABLE_PLUGINS``) names plugins not to load. A plugin
+that fails to import, or registers a hasher/backend/deployer/command name another plugin already
+registered, stops mila with a :class:`PluginError` naming the plugin and its distribution:
+silently skipping a deployer would turn its services into packages and their stacks into
+``destroy`` rows.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import pluggy
+
+from mila import hookspecs
+from mila.errors import PluginError
+
+try:  # the stdlib version lacks .dist on 3.10 entry points; the backport has it everywhere
+    import importlib_metadata as metadata
+except ImportError:  # pragma: no cover
+    from importlib import metadata  # type: ignore[no-redef]
+
+ENTRY_POINT_GROUP = "mila"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class PluginInfo:
+    """One loaded plugin, as ``mila plugins`` shows it."""
+
+    name: str
+    module: str
+    distribution: str | None = None
+    version: str | None = None
+    source: str = "entry point"  # "entry point" | "config" | "MILA_PLUGINS"
+
+
+@dataclass
+class Registry:
+    """Everything plugins registered, by name, with the plugin that registered each."""
+
+    hashers: dict[str, Any] = field(default_factory=dict)
+    state_backends: dict[str, Any] = field(default_factory=dict)
+    deployers: dict[str, Any] = field(default_factory=dict)
+    commands: dict[str, Any] = field(default_factory=dict)
+    owners: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> plugin
+
+
+class MilaPluginManager(pluggy.PluginManager):
+    """pluggy's manager plus what mila knows of each plugin (distribution, version, source)."""
+
+    def __init__(self) -> None:
+        super().__init__(ENTRY_POINT_GROUP)
+        self.add_hookspecs(hookspecs)
+        self.infos: dict[str, PluginInfo] = {}
+        self._registry: Registry | None = None
+
+    def register_plugin(self, plugin: Any, info: PluginInfo) -> None:
+        if info.name in self.infos or self.get_plugin(info.name) is not None:
+            other = self.infos.get(info.name)
+            raise PluginError(
+                f"two plugins are named '{info.name}': {_describe(info)} and "
+                f"{_describe(other) if other else 'an earlier registration'}",
+                hint=f"uninstall one, or add '{info.name}' to disable_plugins")
+        try:
+            self.register(plugin, name=info.name)
+        except (ValueError, pluggy.PluginValidationError) as exc:
+            raise PluginError(f"plugin {_describe(info)} is invalid: {exc}") from exc
+        self.infos[info.name] = info
+        self._registry = None
+
+    @property
+    def registry(self) -> Registry:
+        """Call the registration hooks once; refuse duplicate names, naming both plugins."""
+        if self._registry is None:
+            reg = Registry()
+            self._collect(reg, "hasher", reg.hashers, self.hook.mila_hashers)
+            self._collect(reg, "state backend", reg.state_backends, self.hook.mila_state_backends)
+            self._collect(reg, "deployer", reg.deployers, self.hook.mila_deployers)
+            self._collect(reg, "command", reg.commands, self.hook.mila_commands)
+            self._registry = reg
+        return self._registry
+
+    def _collect(self, reg: Registry, kind: str, into: dict[str, Any], hook: Any) -> None:
+        # Call each implementation on its own so an error names the plugin that caused it.
+        for impl in reversed(hook.get_hookimpls()):
+            try:
+                items = impl.function() or []
+            except Exception as exc:  # a broken plugin must not look like a mila bug
+                raise PluginError(f"plugin {self._name(impl.plugin_name)} failed in "
+                                  f"{hook.name}: {exc!r}") from exc
+            for item in items:
+                name = getattr(item, "name", None)
+                if not isinstance(name, str) or not name:
+                    raise PluginError(f"plugin {self._name(impl.plugin_name)} registered a "
+                                      f"{kind} without a name: {item!r}")
+                if name in into:
+                    first = reg.owners[(kind, name)]
+                    raise PluginError(
+                        f"{kind} '{name}' is registered twice: by plugin "
+                        f"{self._name(first)} and by plugin {self._name(impl.plugin_name)}",
+                        hint="add one of them to disable_plugins")
+                into[name] = item
+                reg.owners[(kind, name)] = impl.plugin_name
+
+    def _name(self, plugin_name: str) -> str:
+        info = self.infos.get(plugin_name)
+        return _describe(info) if info else f"'{plugin_name}'"
+
+    def hooks_of(self, plugin_name: str) -> list[str]:
+        plugin = self.get_plugin(plugin_name)
+        return sorted(c.name for c in self.get_hookcallers(plugin) or [])
+
+    def registered_by(self, plugin_name: str) -> dict[str, list[str]]:
+        reg = self.registry
+        out: dict[str, list[str]] = {}
+        for (kind, name), owner in sorted(reg.owners.items()):
+            if owner == plugin_name:
+                out.setdefault(kind, []).append(name)
+        return out
+
+
+def _describe(info: PluginInfo | None) -> str:
+    if info is None:
+        return "?"
+    if info.distribution:
+        return f"'{info.name}' (distribution {info.distribution} {info.version or ''})".replace(" )", ")")
+    return f"'{info.name}' (module {info.module}, from {info.source})"
+
+
+def build_plugin_manager(
+    config_plugins: Iterable[str] = (),
+    disabled: Iterable[str] = (),
+    environ: dict[str, str] | None = None,
+    entry_points: Callable[[], Iterable[Any]] | None = None,
+) -> MilaPluginManager:
+    """Load every plugin in the documented order and check for hook typos (``check_pending``)."""
+    env = os.environ if environ is None else environ
+    disabled_set = set(disabled) | _split(env.get("MILA_DISABLE_PLUGINS", ""))
+    pm = MilaPluginManager()
+    eps = entry_points() if entry_points else metadata.entry_points(group=ENTRY_POINT_GROUP)
+    for ep in sorted(eps, key=lambda e: e.name):
+        if ep.name in disabled_set:
+            continue
+        dist = getattr(ep, "dist", None)
+        info = PluginInfo(ep.name, ep.value.split(":")[0],
+                          dist.metadata["Name"] if dist else None,
+                          dist.version if dist else None)
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            raise PluginError(f"plugin {_describe(info)} failed to import: "
+                              f"{type(exc).__name__}: {exc}",
+                              hint=f"fix or reinstall it, or add '{ep.name}' to "
+                                   "disable_plugins in mila.toml") from exc
+        pm.register_plugin(plugin, info)
+    for source, modules in (("config", list(config_plugins)),
+                            ("MILA_PLUGINS", sorted(_split(env.get("MILA_PLUGINS", ""))))):
+        for module in modules:
+            if module in disabled_set:
+                continue
+            info = PluginInfo(module, module, source=source)
+            try:
+                plugin = importlib.import_module(module)
+            except Exception as exc:
+                raise PluginError(f"plugin module '{module}' (from {source}) failed to import: "
+                                  f"{type(exc).__name__}: {exc}",
+                                  hint="check the module name and that it is installed") from exc
+            pm.register_plugin(plugin, info)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"{exc}", hint="a hook name is misspelt; see mila/hookspecs.py") from exc
+    return pm
+
+
+def _split(value: str) -> set[str]:
+    return {v.strip() for v in value.split(",") if v.strip()}

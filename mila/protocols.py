@@ -1,0 +1,212 @@
+"""What plugins implement: the ``Hasher``, ``StateBackend`` and ``Deployer`` protocols, and the
+small registration objects the ``mila_hashers``/``mila_state_backends``/``mila_deployers`` hooks
+return.
+
+These are the contracts between the core and its plugins. The core never imports a plugin; a
+plugin never receives a mutable core object. The contract test suites in
+:mod:`mila.testing.contracts` check an implementation against these documents.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TextIO, runtime_checkable
+
+from mila.model import (
+    Action,
+    DeployResult,
+    Environment,
+    HistoryEntry,
+    Lock,
+    LockOwner,
+    Record,
+    Workspace,
+    frozen_mapping,
+)
+
+if TYPE_CHECKING:
+    from mila.config import ProjectConfig
+
+
+# --------------------------------------------------------------------------- hashing
+
+
+@runtime_checkable
+class Hasher(Protocol):
+    """Enumerates a project's input files and gives each a content digest.
+
+    ``file_digests(root)`` returns ``{relative posix path: digest}`` for every file that can
+    influence a deployment: files ignored by the VCS are left out. The digest of a regular file
+    is its git blob id (``sha1(b"blob <size>\\0" + content)``), of a symlink the blob id of its
+    target path string, of a submodule its commit id — so every hasher agrees on the same
+    content. One call enumerates the whole repository (never one per workspace).
+    """
+
+    name: str
+
+    def file_digests(self, root: Path) -> Mapping[str, str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class HasherType:
+    """Registration of a hasher.
+
+    ``applies(root)`` says whether it can hash this project (the ``git`` hasher needs a work
+    tree); the first applicable hasher in ``priority`` order (lower first) is used.
+    """
+
+    name: str
+    create: Callable[[ProjectConfig], Hasher]
+    applies: Callable[[Path], bool] = lambda root: True
+    priority: int = 100
+
+
+# --------------------------------------------------------------------------- state
+
+
+@runtime_checkable
+class StateBackend(Protocol):
+    """Where mila keeps its memory: environments, deployment records, locks, history, manifests.
+
+    Guarantees every backend must give (checked by ``mila.testing.contracts``):
+
+    * No record is ever lost or half-written: each method is atomic.
+    * ``acquire_lock`` is atomic: of many concurrent callers exactly one gets a free lock. An
+      expired lease may be taken over, atomically and conditional on the old lease.
+    * ``heartbeat``, ``release``, ``put_record`` and ``delete_record`` are conditional on the
+      caller still holding the lock (same ``owner_id``, not expired); else :class:`LockLost`.
+    * ``records(env)`` reads all records of an environment in as few calls as the store allows.
+    * Methods on an environment that does not exist raise :class:`EnvironmentNotFound`; any
+      method on a state that was never initialised raises :class:`StateNotInitialized`.
+    """
+
+    name: str
+
+    def location(self) -> str:
+        """Where the state lives, for humans (``dynamodb:shop-mila-state + s3://…``)."""
+        ...
+
+    def init(self) -> list[str]:
+        """Create the state's storage; idempotent. Returns what was created (empty: nothing)."""
+        ...
+
+    # environments
+    def create_environment(self, name: str, regions: Iterable[str], created_by: str) -> Environment: ...
+    def get_environment(self, name: str) -> Environment: ...
+    def list_environments(self) -> list[Environment]: ...
+    def set_regions(self, name: str, regions: Iterable[str]) -> Environment: ...
+    def delete_environment(self, name: str) -> None:
+        """Delete an environment; raises :class:`StateError` while it still has records."""
+        ...
+
+    # deployment records
+    def records(self, environment: str) -> list[Record]: ...
+    def put_record(self, record: Record, lock: Lock) -> None: ...
+    def delete_record(self, environment: str, service: str, region: str, lock: Lock) -> None: ...
+
+    # history
+    def append_history(self, entry: HistoryEntry) -> None: ...
+    def history(self, environment: str, service: str | None = None,
+                limit: int | None = None) -> list[HistoryEntry]:
+        """Newest first."""
+        ...
+
+    # locks
+    def acquire_lock(self, environment: str, service: str, region: str, owner: LockOwner,
+                     ttl: timedelta) -> Lock:
+        """Take the lock or raise :class:`LockHeld` (with the holder) at once; never waits."""
+        ...
+
+    def heartbeat(self, lock: Lock, ttl: timedelta) -> Lock: ...
+    def release(self, lock: Lock) -> None: ...
+    def locks(self, environment: str) -> list[Lock]: ...
+    def force_release(self, environment: str, service: str, region: str) -> bool:
+        """Remove a lock whoever holds it; True if there was one."""
+        ...
+
+    # manifests (per-file checksum manifests, to explain why a checksum changed)
+    def put_manifest(self, environment: str, service: str, region: str,
+                     manifest: Mapping[str, Any]) -> str:
+        """Store the manifest; returns its key (stored in the record)."""
+        ...
+
+    def get_manifest(self, environment: str, service: str, region: str) -> Mapping[str, Any] | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StateBackendType:
+    """Registration of a state backend, chosen by ``[state].backend``.
+
+    ``config_keys`` are the extra keys the backend accepts in ``[state]`` (besides ``backend``);
+    any other key is a configuration error.
+    """
+
+    name: str
+    create: Callable[[ProjectConfig], StateBackend]
+    config_keys: frozenset[str] = frozenset()
+
+
+# --------------------------------------------------------------------------- deploying
+
+
+@dataclass(frozen=True, slots=True)
+class DeployContext:
+    """Everything a deployer gets besides the action.
+
+    ``report(phase, message)`` updates the progress line (never print); ``log`` is the action's
+    log file; ``cancel`` is set on Ctrl-C (a deployer should stop waiting and, where the cloud
+    allows, cancel what it started). ``dependency_outputs`` maps each service this one depends on
+    to its recorded outputs in the same environment and region.
+    """
+
+    project: str
+    environment: Environment
+    region: str
+    workspace: Workspace | None  # None for destroying a service whose code is gone
+    root: Path
+    parameters: Mapping[str, str] = field(default_factory=frozen_mapping)
+    dependency_outputs: Mapping[str, Mapping[str, str]] = field(default_factory=frozen_mapping)
+    report: Callable[[str, str], None] = lambda phase, message: None
+    log: TextIO | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    options: Mapping[str, Any] = field(default_factory=frozen_mapping)  # e.g. disable_rollback
+
+
+@runtime_checkable
+class Deployer(Protocol):
+    """Carries out actions in the cloud.
+
+    ``deploy`` makes the service's stack match its code and returns a :class:`DeployResult`;
+    ``destroy`` removes it (already gone is success). Both raise :class:`DeployError` on
+    failure, with a message for the user. A deployer reports progress through
+    ``context.report`` and writes details to ``context.log``; it never prints.
+    """
+
+    name: str
+    version: str
+
+    def deploy(self, action: Action, context: DeployContext) -> DeployResult: ...
+    def destroy(self, action: Action, context: DeployContext) -> DeployResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeployerType:
+    """Registration of a deployer.
+
+    ``detect(path)`` says whether a workspace folder (absolute path) is deployable by it
+    without an explicit ``deployer`` key (a ``template.yaml`` for ``cloudformation``);
+    ``priority`` orders detection (lower first: ``sam`` before ``cloudformation``).
+    ``config_keys`` are extra ``[service]`` keys it accepts. ``version`` goes into checksums, so
+    a new deployer version redeploys.
+    """
+
+    name: str
+    create: Callable[[ProjectConfig], Deployer]
+    version: str = "0"
+    detect: Callable[[Path], bool] = lambda path: False
+    priority: int = 100
+    config_keys: frozenset[str] = frozenset()

@@ -1,0 +1,1 @@
+"""Test helpers for mila and for plugin authors: the sandbox fixture and contract suites."""

@@ -1,0 +1,278 @@
+"""Workspaces, services vs packages, and the dependency graph between them.
+
+A workspace is a folder matched by ``[project].workspaces``. It is a *service* when its
+``mila.toml`` has a ``[service]`` table or a deployer detects it (a ``template.yaml``); otherwise
+a shared *package*. Dependencies are the explicit ``depends_on`` plus those inferred from the
+workspace's ``pyproject.toml`` ``[project].dependencies`` and ``package.json`` dependencies that
+name another workspace (by workspace name or by the other workspace's package name).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from mila.config import CONFIG_FILE, ProjectConfig, parse_service_table, read_toml
+from mila.errors import ConfigError
+from mila.model import Workspace, frozen_mapping
+from mila.protocols import DeployerType
+
+PACKAGE_KEYS = {"name", "depends_on", "src"}
+_REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def normalize(name: str) -> str:
+    """PEP 503 normalisation, so ``Shop_Common`` in a requirement names ``shop-common``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceGraph:
+    """All workspaces of a project and the edges between them (name → direct dependencies)."""
+
+    workspaces: Mapping[str, Workspace]
+
+    def __iter__(self) -> Iterator[Workspace]:
+        return iter(self.workspaces.values())
+
+    def __getitem__(self, name: str) -> Workspace:
+        return self.workspaces[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.workspaces
+
+    @property
+    def services(self) -> list[Workspace]:
+        return [w for w in self if w.is_service]
+
+    @property
+    def packages(self) -> list[Workspace]:
+        return [w for w in self if not w.is_service]
+
+    def dependencies(self, name: str, transitive: bool = False) -> list[str]:
+        """Direct (or all, depth first, each once) dependencies of ``name``, sorted."""
+        if not transitive:
+            return sorted(self.workspaces[name].depends_on)
+        seen: set[str] = set()
+        stack = list(self.workspaces[name].depends_on)
+        while stack:
+            dep = stack.pop()
+            if dep not in seen:
+                seen.add(dep)
+                stack.extend(self.workspaces[dep].depends_on)
+        return sorted(seen)
+
+    def dependents(self, name: str, transitive: bool = False) -> list[str]:
+        """Workspaces that depend on ``name`` directly (or transitively), sorted."""
+        direct = {w.name for w in self if name in w.depends_on}
+        if not transitive:
+            return sorted(direct)
+        return sorted(w.name for w in self if name in self.dependencies(w.name, transitive=True))
+
+    def topological_order(self) -> list[str]:
+        """Names with every dependency before its dependents; ties broken by name."""
+        order: list[str] = []
+        done: set[str] = set()
+
+        def visit(n: str) -> None:
+            if n in done:
+                return
+            for dep in sorted(self.workspaces[n].depends_on):
+                visit(dep)
+            done.add(n)
+            order.append(n)
+
+        for name in sorted(self.workspaces):
+            visit(name)
+        return order
+
+
+def discover(config: ProjectConfig, deployers: Sequence[DeployerType] = ()) -> WorkspaceGraph:
+    """Find every workspace, classify it, infer dependencies and validate the graph."""
+    root = config.root
+    by_priority = sorted(deployers, key=lambda d: (d.priority, d.name))
+    deployer_names = {d.name: d for d in deployers}
+    extra_keys = frozenset().union(*(d.config_keys for d in deployers)) if deployers else frozenset()
+
+    found: list[tuple[Path, Workspace, set[str]]] = []
+    for folder in _workspace_folders(config):
+        rel = folder.relative_to(root).as_posix()
+        toml_rel = f"{rel}/{CONFIG_FILE}"
+        doc = read_toml(folder / CONFIG_FILE, toml_rel) if (folder / CONFIG_FILE).is_file() else {}
+        unknown = set(doc) - {"service", "package"}
+        if unknown:
+            raise ConfigError(f"unknown table '{sorted(unknown)[0]}'", file=toml_rel,
+                              hint="a workspace mila.toml holds [service] or [package]")
+        if "service" in doc and "package" in doc:
+            raise ConfigError("both [service] and [package]; a workspace is one or the other",
+                              file=toml_rel, key="service")
+        pkg_meta = _package_metadata(folder, rel)
+
+        if "service" in doc or "package" not in doc:
+            table = parse_service_table(doc["service"], toml_rel, extra_keys) if "service" in doc else {}
+            deployer = table.get("deployer")
+            if deployer is None:
+                deployer = next((d.name for d in by_priority if d.detect(folder)), None)
+            if deployer is None and "service" in doc:
+                installed = ", ".join(sorted(deployer_names)) or "(no deployer plugin is installed)"
+                raise ConfigError("no deployer detects this service", file=toml_rel,
+                                  key="service.deployer",
+                                  hint=f"set deployer = one of: {installed}")
+            if deployer is not None and deployer not in deployer_names:
+                raise ConfigError(f"unknown deployer '{deployer}'", file=toml_rel,
+                                  key="service.deployer",
+                                  hint=f"installed deployers: {', '.join(sorted(deployer_names)) or 'none'}; "
+                                       "a plugin may be missing (see `mila plugins`)")
+            if deployer is not None:
+                ws = Workspace(
+                    name=table.get("name", folder.name),
+                    path=rel,
+                    kind="service",
+                    depends_on=tuple(table.get("depends_on", ())),
+                    src=tuple(table.get("src", ())),
+                    deployer=deployer,
+                    template=table.get("template"),
+                    regions=tuple(table["regions"]) if "regions" in table else None,
+                    parameters=frozen_mapping(table.get("parameters", {})),
+                    timeout_minutes=table.get("timeout", 60),
+                    settings=frozen_mapping(table),
+                    config_file=toml_rel if doc else None,
+                )
+                found.append((folder, ws, set(pkg_meta["deps"])))
+                continue
+        table = doc.get("package", {})
+        if not isinstance(table, dict):
+            raise ConfigError("expected a table", file=toml_rel, key="package")
+        unknown_keys = set(table) - PACKAGE_KEYS
+        if unknown_keys:
+            raise ConfigError(f"unknown key '{sorted(unknown_keys)[0]}'", file=toml_rel,
+                              key=f"package.{sorted(unknown_keys)[0]}",
+                              hint=f"allowed keys here: {', '.join(sorted(PACKAGE_KEYS))}")
+        ws = Workspace(name=table.get("name", folder.name), path=rel, kind="package",
+                       depends_on=tuple(table.get("depends_on", ())),
+                       src=tuple(table.get("src", ())), config_file=toml_rel if doc else None)
+        found.append((folder, ws, set(pkg_meta["deps"])))
+
+    return _link(config, found)
+
+
+def _workspace_folders(config: ProjectConfig) -> list[Path]:
+    folders: dict[Path, None] = {}
+    for pattern in config.workspaces:
+        if PurePosixPath(pattern).is_absolute() or ".." in PurePosixPath(pattern).parts:
+            raise ConfigError(f"workspace pattern '{pattern}' leaves the project",
+                              file=config.config_file, key="project.workspaces",
+                              hint="use globs relative to the project root")
+        matches = sorted(p for p in config.root.glob(pattern)
+                         if p.is_dir() and not any(part.startswith(".")
+                                                   for part in p.relative_to(config.root).parts))
+        if not matches:
+            raise ConfigError(f"workspace pattern '{pattern}' matches no folder",
+                              file=config.config_file, key="project.workspaces",
+                              hint="create the folder or fix the pattern")
+        for m in matches:
+            folders[m] = None
+    return list(folders)
+
+
+def _package_metadata(folder: Path, rel: str) -> dict[str, Any]:
+    """Package name and dependency names from pyproject.toml and package.json."""
+    name: str | None = None
+    deps: list[str] = []
+    pyproject = folder / "pyproject.toml"
+    if pyproject.is_file():
+        project = read_toml(pyproject, f"{rel}/pyproject.toml").get("project", {})
+        if isinstance(project, dict):
+            name = project.get("name") if isinstance(project.get("name"), str) else None
+            for req in project.get("dependencies", []) or []:
+                if isinstance(req, str) and (m := _REQ_NAME.match(req)):
+                    deps.append(normalize(m.group(1)))
+    package_json = folder / "package.json"
+    if package_json.is_file():
+        try:
+            pkg = json.loads(package_json.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as exc:
+            raise ConfigError(f"invalid JSON: {exc}", file=f"{rel}/package.json") from None
+        if isinstance(pkg, dict):
+            name = name or (pkg.get("name") if isinstance(pkg.get("name"), str) else None)
+            for key in ("dependencies", "devDependencies", "peerDependencies"):
+                if isinstance(pkg.get(key), dict):
+                    deps.extend(normalize(d) for d in pkg[key])
+    return {"name": name, "deps": deps}
+
+
+def _link(config: ProjectConfig, found: list[tuple[Path, Workspace, set[str]]]) -> WorkspaceGraph:
+    by_name: dict[str, Workspace] = {}
+    for _, ws, _ in found:
+        if ws.name in by_name:
+            raise ConfigError(f"two workspaces are named '{ws.name}': {by_name[ws.name].path} "
+                              f"and {ws.path}", file=ws.config_file or config.config_file,
+                              key="service.name" if ws.is_service else "package.name",
+                              hint="give one of them another name")
+        by_name[ws.name] = ws
+
+    # names a requirement can use for a workspace: its own name and its package name
+    aliases: dict[str, str] = {normalize(n): n for n in by_name}
+    for folder, ws, _ in found:
+        meta = _package_metadata(folder, ws.path)
+        if meta["name"]:
+            aliases.setdefault(normalize(meta["name"]), ws.name)
+
+    linked: dict[str, Workspace] = {}
+    for _, ws, inferred in found:
+        for dep in ws.depends_on:
+            if dep not in by_name:
+                raise ConfigError(f"'{ws.name}' depends on '{dep}', which is not a workspace",
+                                  file=ws.config_file or config.config_file,
+                                  key=f"{'service' if ws.is_service else 'package'}.depends_on",
+                                  hint=f"workspaces are: {', '.join(sorted(by_name))}")
+        deps = set(ws.depends_on) | {aliases[d] for d in inferred if d in aliases}
+        deps.discard(ws.name)
+        linked[ws.name] = _replace_deps(ws, tuple(sorted(deps)))
+
+    graph = WorkspaceGraph(frozen_mapping(dict(sorted(linked.items()))))
+    cycle = find_cycle({n: w.depends_on for n, w in graph.workspaces.items()})
+    if cycle:
+        first = graph[cycle[0]]
+        raise ConfigError(f"dependency cycle: {' -> '.join(cycle)}",
+                          file=first.config_file or config.config_file,
+                          key="service.depends_on" if first.is_service else "package.depends_on",
+                          hint="remove one of these dependencies")
+    return graph
+
+
+def _replace_deps(ws: Workspace, deps: tuple[str, ...]) -> Workspace:
+    from dataclasses import replace
+    return replace(ws, depends_on=deps)
+
+
+def find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """A dependency cycle as ``[a, b, …, a]``, or ``None``. Deterministic (sorted visit)."""
+    white, grey, black = 0, 1, 2
+    color = {n: white for n in edges}
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        color[n] = grey
+        stack.append(n)
+        for m in sorted(edges.get(n, ())):
+            if color.get(m, white) == grey:
+                return [*stack[stack.index(m):], m]
+            if color.get(m, white) == white and m in edges:
+                found = visit(m)
+                if found:
+                    return found
+        stack.pop()
+        color[n] = black
+        return None
+
+    for n in sorted(edges):
+        if color[n] == white:
+            found = visit(n)
+            if found:
+                return found
+    return None
