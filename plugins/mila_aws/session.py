@@ -1,0 +1,114 @@
+"""boto3 clients for every built-in AWS plugin: one code path for AWS and the sandbox.
+
+* Clients use adaptive retries (throttling is retried with client-side rate limiting).
+* ``AWS_ENDPOINT_URL``, ``AWS_PROFILE``, SSO and the rest of the standard credential chain work
+  unchanged: mila only ever calls ``boto3.session.Session()``.
+* boto3 sessions are not thread-safe, so each thread gets its own session and clients.
+* **Sandbox safety**: when the sandbox is targeted (``MILA_SANDBOX`` is set, or
+  ``AWS_ENDPOINT_URL`` points at a loopback address) :func:`verify_target` refuses to go on
+  unless ``sts:GetCallerIdentity`` answers with the sandbox's account, and refuses a
+  non-loopback endpoint while ``MILA_SANDBOX`` is set. Every built-in plugin calls it before
+  its first write, so a mis-set variable can never touch a real account.
+
+boto3 is imported lazily: it costs 110–150 ms, and most commands never need it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+from urllib.parse import urlparse
+
+from mila.errors import MilaError, StateError
+from mila.model import Identity
+
+#: The account id moto (and so the sandbox) answers with.
+SANDBOX_ACCOUNT = "123456789012"
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+_local = threading.local()
+_verified: dict[tuple[str | None, str | None], Identity] = {}
+_verified_lock = threading.Lock()
+
+
+def endpoint_url() -> str | None:
+    return os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def is_loopback(url: str) -> bool:
+    host = urlparse(url).hostname or ""
+    return host in _LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def sandbox_targeted() -> bool:
+    url = endpoint_url()
+    return bool(os.environ.get("MILA_SANDBOX")) or (url is not None and is_loopback(url))
+
+
+def _session() -> Any:
+    import boto3
+
+    # A new session whenever the credential-relevant environment changes (tests switch it).
+    key = (endpoint_url(), os.environ.get("AWS_PROFILE"), os.environ.get("AWS_ACCESS_KEY_ID"))
+    if getattr(_local, "key", None) != key:
+        _local.session = boto3.session.Session()
+        _local.clients = {}
+        _local.key = key
+    return _local.session
+
+
+def client(service: str, region: str | None = None) -> Any:
+    """A boto3 client for ``service`` in ``region``, cached per thread."""
+    from botocore.config import Config
+
+    session = _session()
+    cache: dict[tuple[str, str | None], Any] = _local.clients
+    if (service, region) not in cache:
+        cfg = Config(retries={"mode": "adaptive", "max_attempts": 10},
+                     connect_timeout=10, read_timeout=70)
+        c = session.client(service, region_name=region, config=cfg)
+        c.exceptions  # noqa: B018 - built lazily without a lock in botocore; build it now
+        cache[(service, region)] = c
+    return cache[(service, region)]
+
+
+def caller_identity(region: str | None = None) -> Identity:
+    """``sts:GetCallerIdentity`` as an :class:`Identity`; a clear error without credentials."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        answer = client("sts", region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1") \
+            .get_caller_identity()
+    except (BotoCoreError, ClientError) as exc:
+        raise StateError(f"cannot find the AWS identity to use: {exc}",
+                         hint="log in (aws sso login, AWS_PROFILE or access keys), or start the "
+                              "sandbox with `mila sandbox` and export what it prints") from None
+    url = endpoint_url()
+    source = f"sandbox {url}" if url and sandbox_targeted() else \
+        (f"profile {os.environ['AWS_PROFILE']}" if os.environ.get("AWS_PROFILE") else "default chain")
+    return Identity(account=answer["Account"], arn=answer["Arn"], source=source)
+
+
+def verify_target(region: str | None = None) -> Identity:
+    """The identity writes will use; refuses a sandbox run that would reach a real account.
+
+    Cached per (endpoint, credentials) so it costs one STS call per process.
+    """
+    url = endpoint_url()
+    key = (url, os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"))
+    with _verified_lock:
+        if key in _verified:
+            return _verified[key]
+    if os.environ.get("MILA_SANDBOX") and (url is None or not is_loopback(url)):
+        raise MilaError("MILA_SANDBOX is set but AWS_ENDPOINT_URL does not point at the sandbox "
+                        f"({url or 'unset'}); refusing to touch what may be a real AWS account",
+                        hint="export the lines `mila sandbox` prints, or unset MILA_SANDBOX")
+    identity = caller_identity(region)
+    if sandbox_targeted() and identity.account != SANDBOX_ACCOUNT:
+        raise MilaError(f"the sandbox was targeted but AWS answered with account "
+                        f"{identity.account}; refusing to write",
+                        hint="check AWS_ENDPOINT_URL: it must be the sandbox's address")
+    with _verified_lock:
+        _verified[key] = identity
+    return identity
