@@ -114,6 +114,9 @@ class Record:
     duration_seconds: float | None = None
     manifest_key: str | None = None
     message: str | None = None  # last failure reason, for `mila envs describe`
+    #: services it depended on when deployed: orders its destroy after its dependents' even
+    #: once its code is gone
+    depends_on: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

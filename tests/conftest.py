@@ -13,6 +13,9 @@ from click.testing import CliRunner, Result
 
 from mila.cli import cli
 
+# Never let botocore look for credentials on the EC2 metadata address (not loopback) in tests.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
 ROOT_TOML = """\
 [project]
 name = "{name}"
