@@ -1,0 +1,207 @@
+"""A generic parallel DAG runner: the core's engine, knowing nothing of AWS.
+
+Tasks run in worker threads, at most ``concurrency`` at once, each after every task it depends
+on succeeded. When a task fails, the tasks that depend on it (transitively) are ``skipped``;
+independent tasks carry on. Cancellation (Ctrl-C in the calling thread, or ``cancel.set()``)
+stops scheduling, sets the ``cancel`` event every running task can watch, waits for running
+tasks to return, and reports the never-started ones as ``cancelled``.
+
+Threads, not processes: a task is I/O-bound (waiting on CloudFormation), and one scheduler
+thread hands ready tasks to a fixed pool as soon as their dependencies finish, so the overhead
+per task is a queue hop (see ``bench/bench_orchestrator.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from mila.model import Status
+
+MAX_CONCURRENCY = 512
+
+
+def default_concurrency() -> int:
+    """Half the machine's threads, at least 1 (the seed's default)."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+@dataclass(frozen=True)
+class Task:
+    """``run(cancel)`` does the work; its return value becomes the outcome's ``result``."""
+
+    key: Hashable
+    run: Callable[[threading.Event], Any]
+    deps: tuple[Hashable, ...] = ()
+
+
+@dataclass
+class Outcome:
+    key: Hashable
+    status: Status
+    result: Any = None
+    error: BaseException | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    blocked_by: Hashable | None = None  # for skipped tasks: the failed task that caused it
+
+    @property
+    def duration(self) -> float:
+        if self.started_at is None or self.ended_at is None:
+            return 0.0
+        return self.ended_at - self.started_at
+
+
+@dataclass
+class RunReport:
+    outcomes: dict[Hashable, Outcome] = field(default_factory=dict)
+    cancelled: bool = False
+    wall_seconds: float = 0.0
+
+    def by_status(self, status: Status) -> list[Outcome]:
+        return [o for o in self.outcomes.values() if o.status is status]
+
+    @property
+    def ok(self) -> bool:
+        return not self.cancelled and all(o.status is Status.SUCCEEDED
+                                          for o in self.outcomes.values())
+
+
+def check_graph(tasks: Iterable[Task]) -> dict[Hashable, Task]:
+    """Index tasks by key; refuse duplicates, unknown dependencies and cycles."""
+    from mila.workspace import find_cycle
+
+    by_key: dict[Hashable, Task] = {}
+    for t in tasks:
+        if t.key in by_key:
+            raise ValueError(f"duplicate task {t.key!r}")
+        by_key[t.key] = t
+    for t in by_key.values():
+        for d in t.deps:
+            if d not in by_key:
+                raise ValueError(f"task {t.key!r} depends on unknown task {d!r}")
+    names = {k: str(k) for k in by_key}
+    cycle = find_cycle({names[k]: [names[d] for d in t.deps] for k, t in by_key.items()})
+    if cycle:
+        raise ValueError(f"task cycle: {' -> '.join(cycle)}")
+    return by_key
+
+
+def run_tasks(
+    tasks: Iterable[Task],
+    concurrency: int | None = None,
+    *,
+    cancel: threading.Event | None = None,
+    on_start: Callable[[Hashable], None] | None = None,
+    on_finish: Callable[[Outcome], None] | None = None,
+) -> RunReport:
+    """Run ``tasks`` respecting their dependencies; returns every task's outcome.
+
+    ``on_start``/``on_finish`` are called from worker threads (on_finish from the scheduler for
+    skipped/cancelled tasks). KeyboardInterrupt in the calling thread cancels the run; the
+    report then has ``cancelled=True`` — the caller decides the exit code.
+    """
+    concurrency = concurrency or default_concurrency()
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise ValueError(f"concurrency must be from 1 to {MAX_CONCURRENCY}, got {concurrency}")
+    by_key = check_graph(tasks)
+    cancel = cancel or threading.Event()
+    report = RunReport()
+    t0 = time.monotonic()
+
+    dependents: dict[Hashable, list[Hashable]] = {k: [] for k in by_key}
+    waiting_on: dict[Hashable, int] = {}
+    for k, t in by_key.items():
+        waiting_on[k] = len(set(t.deps))
+        for d in set(t.deps):
+            dependents[d].append(k)
+    ready = sorted((k for k, n in waiting_on.items() if n == 0), key=str)
+    running: dict[Future[Any], Hashable] = {}
+
+    def finish(outcome: Outcome) -> None:
+        report.outcomes[outcome.key] = outcome
+        if on_finish is not None:
+            on_finish(outcome)
+
+    def skip_dependents(failed: Hashable) -> None:
+        stack = list(dependents[failed])
+        while stack:
+            k = stack.pop()
+            if k not in report.outcomes:
+                finish(Outcome(k, Status.SKIPPED, blocked_by=failed))
+                stack.extend(dependents[k])
+
+    def work(key: Hashable) -> Outcome:
+        outcome = Outcome(key, Status.SUCCEEDED, started_at=time.monotonic())
+        try:
+            if on_start is not None:
+                on_start(key)
+            outcome.result = by_key[key].run(cancel)
+        except BaseException as exc:  # a task's failure is data, never a crash of the run
+            outcome.status = Status.CANCELLED if cancel.is_set() and isinstance(
+                exc, KeyboardInterrupt) else Status.FAILED
+            outcome.error = exc
+        outcome.ended_at = time.monotonic()
+        return outcome
+
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="mila-action")
+    try:
+        while ready or running:
+            while ready and len(running) < concurrency and not cancel.is_set():
+                key = ready.pop(0)
+                running[pool.submit(work, key)] = key
+            if cancel.is_set() and not running:
+                break
+            done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+            for fut in done:
+                key = running.pop(fut)
+                outcome = fut.result()
+                finish(outcome)
+                if outcome.status is Status.SUCCEEDED:
+                    for d in dependents[key]:
+                        waiting_on[d] -= 1
+                        if waiting_on[d] == 0 and d not in report.outcomes:
+                            ready.append(d)
+                    ready.sort(key=str)
+                else:
+                    skip_dependents(key)
+    except KeyboardInterrupt:
+        cancel.set()
+        # let running tasks see the event and return; a second Ctrl-C abandons them
+        for fut, key in list(running.items()):
+            try:
+                finish(fut.result())
+            except KeyboardInterrupt:
+                break
+            except Exception as exc:  # pragma: no cover - work() never raises
+                finish(Outcome(key, Status.FAILED, error=exc))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    if cancel.is_set():
+        report.cancelled = True
+        for k in by_key:
+            if k not in report.outcomes:
+                finish(Outcome(k, Status.CANCELLED))
+    report.wall_seconds = time.monotonic() - t0
+    return report
+
+
+def transitive_closure(edges: Mapping[Hashable, Iterable[Hashable]]) -> dict[Hashable, set[Hashable]]:
+    """Every node's transitive dependencies (used by the planner's callers)."""
+    out: dict[Hashable, set[Hashable]] = {}
+
+    def visit(n: Hashable) -> set[Hashable]:
+        if n not in out:
+            out[n] = set()
+            for d in edges.get(n, ()):
+                out[n] |= {d} | visit(d)
+        return out[n]
+
+    for n in list(edges):
+        visit(n)
+    return out
