@@ -95,7 +95,7 @@ class MilaPluginManager(pluggy.PluginManager):
 
     def _collect(self, reg: Registry, kind: str, into: dict[str, Any], hook: Any) -> None:
         # Call each implementation on its own so an error names the plugin that caused it.
-        for impl in reversed(hook.get_hookimpls()):
+        for impl in hook.get_hookimpls():  # registration order: the first one is named first
             try:
                 items = impl.function() or []
             except Exception as exc:  # a broken plugin must not look like a mila bug

@@ -170,13 +170,31 @@ def _workspace_folders(config: ProjectConfig) -> list[Path]:
         matches = sorted(p for p in config.root.glob(pattern)
                          if p.is_dir() and not any(part.startswith(".")
                                                    for part in p.relative_to(config.root).parts))
-        if not matches:
+        # "services/*" may match nothing yet; but its base folder "services" must exist
+        prefix = _literal_prefix(pattern)
+        literal = PurePosixPath(*prefix) if prefix else None
+        if not matches and (literal is None or not (config.root / literal).is_dir()
+                            or not _has_glob(pattern)):
             raise ConfigError(f"workspace pattern '{pattern}' matches no folder",
                               file=config.config_file, key="project.workspaces",
                               hint="create the folder or fix the pattern")
         for m in matches:
             folders[m] = None
     return list(folders)
+
+
+def _has_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+def _literal_prefix(pattern: str) -> list[str]:
+    """The leading parts of a glob without wildcards: ``["services"]`` for ``services/*``."""
+    parts = []
+    for part in PurePosixPath(pattern).parts:
+        if _has_glob(part):
+            break
+        parts.append(part)
+    return parts
 
 
 def _package_metadata(folder: Path, rel: str) -> dict[str, Any]:

@@ -42,6 +42,9 @@ class ProjectFactory:
                     backend: str = "local", extra: str = "") -> Path:
         ws = workspaces if workspaces is not None else ["packages/*", "services/*"]
         text = ROOT_TOML.format(name=name, workspaces=str(ws).replace("'", '"'), backend=backend)
+        for pattern in ws:  # the base folders of the globs exist, as in a real repository
+            if pattern.endswith("/*"):
+                (self.root / pattern[:-2]).mkdir(parents=True, exist_ok=True)
         return self.write("mila.toml", text + textwrap.dedent(extra))
 
     def service(self, name: str, body: str = "", files: dict[str, str] | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -44,26 +45,31 @@ class MilaGroup(click.Group):
     """Adds plugin commands lazily and turns :class:`MilaError` into one line + exit code."""
 
     def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        """Commands added by plugins; a name clashing with a core command is refused."""
+        from mila.errors import PluginError
+        from mila.plugins import build_plugin_manager
+
         obj = ctx.find_object(CliContext)
         try:
-            if obj is not None:
-                try:
-                    pm = obj.project().pm
-                except MilaError as exc:
-                    if "no mila.toml" not in str(exc):
-                        raise
-                    from mila.plugins import build_plugin_manager
-                    pm = build_plugin_manager()
-            else:
-                from mila.plugins import build_plugin_manager
-                pm = build_plugin_manager()
-            return pm.registry.commands
-        except MilaError:
-            return {}
+            pm = obj.project().pm if obj is not None else build_plugin_manager()
+        except MilaError as exc:
+            if "no mila.toml" not in str(exc):
+                raise
+            pm = build_plugin_manager()
+        reg = pm.registry
+        for name in reg.commands:
+            if name in self.commands:
+                owner = pm.infos.get(reg.owners[("command", name)])
+                raise PluginError(f"plugin '{owner.name if owner else '?'}' adds a command "
+                                  f"'{name}', which mila already has",
+                                  hint=f"rename the command, or add '{owner.name if owner else name}'"
+                                       " to disable_plugins")
+        return dict(reg.commands)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         names = set(super().list_commands(ctx))
-        names |= set(self._plugin_commands(ctx))
+        with contextlib.suppress(MilaError):  # help must work; running a command reports it
+            names |= set(self._plugin_commands(ctx))
         return sorted(names)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
