@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from mila.cli import cli
+
+# tests/support holds plugin modules that tests load through MILA_PLUGINS
+sys.path.insert(0, str(Path(__file__).parent / "support"))
 
 # Never let botocore look for credentials on the EC2 metadata address (not loopback) in tests.
 os.environ["AWS_EC2_METADATA_DISABLED"] = "true"

@@ -1,12 +1,271 @@
-"""``mila deploy``, ``mila apply``, ``mila remove``."""
+"""``mila deploy``, ``mila apply``, ``mila remove`` (alias ``mila destroy``)."""
 
 from __future__ import annotations
 
-from mila.cli.main import cli
-from mila.cli.stubs import not_implemented
+import json
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from mila import ui
+from mila.cli.main import CliContext, cli, pass_cli
+from mila.deploy import (
+    Prepared,
+    RunOptions,
+    check_saved_plan,
+    execute,
+    load_plan_file,
+    log_path,
+    parse_services,
+    plan_to_json,
+    prepare,
+    prepare_removal,
+    tail,
+)
+from mila.errors import (
+    EXIT_CHANGES,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_LOCKED,
+    LockHeld,
+    MilaError,
+)
+from mila.model import ActionKind, Status
+from mila.orchestrator import MAX_CONCURRENCY, default_concurrency
+from mila.progress import ProgressView
+
+KIND_STYLE = {
+    ActionKind.FIRST_DEPLOY: "bold green", ActionKind.DEPLOY: "yellow",
+    ActionKind.NO_CHANGES: "dim", ActionKind.DESTROY: "bold red",
+}
+
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def render_header(console: Console, obj: CliContext, prepared: Prepared) -> None:
+    project = obj.project()
+    config = project.config
+    try:
+        identity = project.identity()
+        who = f"{identity.account} ({identity.arn})" if identity else "unknown"
+    except MilaError as exc:
+        account = config.account_for(prepared.environment.name)
+        if account is not None:
+            raise
+        who = f"unknown ({exc.message.split(':')[0]})"
+        identity = None
+    account = config.account_for(prepared.environment.name)
+    if account is not None and (identity is None or identity.account != account.id):
+        raise MilaError(f"environment '{prepared.environment.name}' must be deployed from "
+                        f"account {account.id} ({account.alias}), but the current identity is "
+                        f"{identity.account if identity else 'unknown'}",
+                        hint="switch AWS credentials (profile/SSO) to that account")
+    console.print(f"account      {who}", markup=False)
+    console.print(f"environment  {prepared.environment.name} "
+                  f"({', '.join(prepared.environment.regions)})", markup=False)
+    console.print(f"state        {project.state.location()}", markup=False)
+
+
+def render_plan(console: Console, prepared: Prepared) -> None:
+    plan = prepared.plan
+    regions = list(plan.regions)
+    for a in plan.actions:
+        if a.region not in regions:
+            regions.append(a.region)
+    cells: dict[str, dict[str, ActionKind]] = {}
+    for a in plan.actions:
+        cells.setdefault(a.service, {})[a.region] = a.kind
+    table = Table(show_edge=False, header_style="bold", box=None, pad_edge=False)
+    table.add_column("service")
+    for r in regions:
+        table.add_column(r)
+    for service in sorted(cells):
+        row: list[Any] = [service]
+        for r in regions:
+            kind = cells[service].get(r)
+            row.append(Text(kind.value, style=KIND_STYLE[kind]) if kind else Text("-", style="dim"))
+        table.add_row(*row)
+    if plan.actions:
+        console.print(table)
+    else:
+        console.print("nothing to plan: no service and no record in this scope")
+    deploys = plan.count(ActionKind.FIRST_DEPLOY, ActionKind.DEPLOY)
+    console.print(f"{deploys} to deploy, {plan.count(ActionKind.NO_CHANGES)} unchanged, "
+                  f"{plan.count(ActionKind.DESTROY)} to destroy", markup=False)
+
+
+def confirm(prepared: Prepared, no_prompt: bool) -> bool:
+    if no_prompt:
+        return True
+    if not stdin_is_terminal():
+        raise MilaError("no terminal to confirm the plan",
+                        hint="pass --no-prompt to deploy without confirmation (CI), or "
+                             "--only-prompt to print the plan only")
+    destroys = prepared.plan.count(ActionKind.DESTROY)
+    question = "Apply this plan?" + (f" It DESTROYS {destroys} stack(s)." if destroys else "")
+    return click.confirm(question, default=not destroys)
+
+
+def run_plan(obj: CliContext, prepared: Prepared, concurrency: int | None, lock_timeout: int,
+             disable_rollback: bool, human: Console) -> None:
+    """Execute, render progress and summary, and exit with the right code."""
+    project = obj.project()
+    plan = prepared.plan
+    if not plan.has_changes:
+        human.print("nothing to do", markup=False)
+        return
+    options = RunOptions(concurrency=concurrency or default_concurrency(),
+                         lock_timeout=timedelta(seconds=lock_timeout),
+                         disable_rollback=disable_rollback)
+    running = [a for a in plan.actions if a.kind.changes]
+    live = human.is_terminal and obj.log_format == "console"
+    with ProgressView(running, human, live) as view:
+        report = execute(project, prepared, options, view)
+    table = Table(show_edge=False, header_style="bold", box=None, pad_edge=False)
+    for col in ("service", "region", "action", "result", "duration"):
+        table.add_column(col)
+    failed = []
+    for a in running:
+        o = report.outcomes[a.key]
+        style = {Status.SUCCEEDED: "green", Status.FAILED: "red"}.get(o.status, "yellow")
+        table.add_row(a.service, a.region, a.kind.value, Text(o.status.value, style=style),
+                      f"{o.duration:.1f}s")
+        if o.status is Status.FAILED:
+            failed.append((a, o))
+    human.print(table)
+    human.print(f"total {report.wall_seconds:.1f}s", markup=False)
+    for a, o in failed:
+        path = log_path(project, a)
+        human.print(f"\n{a.service} in {a.region} failed: {o.error}", markup=False)
+        for line in tail(path):
+            human.print(f"  | {line}", markup=False)
+        human.print(f"  full log: {path}", markup=False)
+    if report.cancelled:
+        raise SystemExit(EXIT_INTERRUPTED)
+    if failed:
+        if all(isinstance(o.error, LockHeld) for _, o in failed):
+            raise SystemExit(EXIT_LOCKED)
+        raise SystemExit(EXIT_FAILED)
+
+
+def deploy_options(f: Any) -> Any:
+    f = click.option("-c", "--concurrency", type=click.IntRange(1, MAX_CONCURRENCY),
+                     help=f"Actions run at once (1-{MAX_CONCURRENCY}; default: half the "
+                          f"machine's threads, here {default_concurrency()}).")(f)
+    f = click.option("--no-prompt", is_flag=True, help="Do not ask for confirmation (CI).")(f)
+    f = click.option("--lock-timeout", type=click.IntRange(0, 24 * 3600), default=600,
+                     show_default=True, metavar="SECONDS",
+                     help="How long to wait for a lock held by another run; then exit 3.")(f)
+    return f
 
 
 @cli.command("deploy")
-def deploy_command() -> None:
-    """Plan and deploy an environment (not implemented yet)."""
-    not_implemented("deploy")
+@click.option("-e", "--env", "environment", required=True, help="Environment to deploy.")
+@click.option("-s", "--services", help="Only these services (comma-separated).")
+@deploy_options
+@click.option("--only-prompt", "--on-prompt", "only_prompt", is_flag=True,
+              help="Print the plan and exit (--on-prompt is accepted too).")
+@click.option("--detailed-exitcode", is_flag=True,
+              help="With --only-prompt/--json: exit 0 when nothing would change, 4 when "
+                   "something would.")
+@click.option("--force", is_flag=True, help="Redeploy services whose checksum is unchanged.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the plan as JSON on stdout; deploys only with --no-prompt (progress "
+                   "then goes to stderr).")
+@click.option("--plan-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Save the plan to FILE for `mila apply FILE`, and exit.")
+@click.option("--disable-rollback", is_flag=True,
+              help="Keep a failed stack as it is for debugging (no rollback).")
+@pass_cli
+def deploy_command(obj: CliContext, environment: str, services: str | None,
+                   concurrency: int | None, no_prompt: bool, lock_timeout: int,
+                   only_prompt: bool, detailed_exitcode: bool, force: bool, as_json: bool,
+                   plan_out: Path | None, disable_rollback: bool) -> None:
+    """Plan ENV from the code and the remote state, confirm, and deploy what changed."""
+    project = obj.project()
+    prepared = prepare(project, environment, only=parse_services(services), force=force)
+    human = ui.make_console(stderr=as_json)
+    if as_json:
+        click.echo(json.dumps(plan_to_json(prepared), indent=2))
+    else:
+        render_header(human, obj, prepared)
+        render_plan(human, prepared)
+    if plan_out is not None:
+        plan_out.write_text(json.dumps(plan_to_json(prepared), indent=2) + "\n")
+        human.print(f"plan saved to {plan_out}; apply it with `mila apply {plan_out}`",
+                    markup=False)
+        return
+    if only_prompt or (as_json and not no_prompt):
+        if detailed_exitcode and prepared.plan.has_changes:
+            raise SystemExit(EXIT_CHANGES)
+        return
+    if not prepared.plan.has_changes:
+        human.print("nothing to do", markup=False)
+        return
+    if as_json:
+        render_header(human, obj, prepared)
+    if not confirm(prepared, no_prompt):
+        human.print("cancelled; nothing was deployed", markup=False)
+        raise SystemExit(EXIT_FAILED)
+    run_plan(obj, prepared, concurrency, lock_timeout, disable_rollback, human)
+
+
+@cli.command("apply")
+@click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path))
+@deploy_options
+@click.option("--disable-rollback", is_flag=True, help="Keep a failed stack as it is.")
+@pass_cli
+def apply_command(obj: CliContext, plan_file: Path, concurrency: int | None, no_prompt: bool,
+                  lock_timeout: int, disable_rollback: bool) -> None:
+    """Apply exactly the plan saved by `mila deploy --plan-out FILE`.
+
+    Refuses (exit 2) if the code or the state changed since the plan was made."""
+    project = obj.project()
+    prepared = check_saved_plan(project, load_plan_file(plan_file))
+    human = ui.make_console()
+    render_header(human, obj, prepared)
+    render_plan(human, prepared)
+    if prepared.plan.has_changes and not confirm(prepared, no_prompt):
+        human.print("cancelled; nothing was deployed", markup=False)
+        raise SystemExit(EXIT_FAILED)
+    run_plan(obj, prepared, concurrency, lock_timeout, disable_rollback, human)
+
+
+@cli.command("remove")
+@click.option("-e", "--env", "environment", required=True, help="Environment.")
+@click.option("-s", "--services", help="Only these services (comma-separated).")
+@deploy_options
+@click.option("--plan-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Save the plan to FILE for `mila apply FILE`, and exit.")
+@pass_cli
+def remove_command(obj: CliContext, environment: str, services: str | None,
+                   concurrency: int | None, no_prompt: bool, lock_timeout: int,
+                   plan_out: Path | None) -> None:
+    """Destroy deployed services of ENV (all, or -s a,b), in every region. Alias: destroy."""
+    project = obj.project()
+    prepared = prepare_removal(project, environment, only=parse_services(services))
+    human = ui.make_console()
+    render_header(human, obj, prepared)
+    render_plan(human, prepared)
+    if plan_out is not None:
+        plan_out.write_text(json.dumps(plan_to_json(prepared), indent=2) + "\n")
+        human.print(f"plan saved to {plan_out}", markup=False)
+        return
+    if not prepared.plan.has_changes:
+        human.print("nothing to do", markup=False)
+        return
+    if not confirm(prepared, no_prompt):
+        human.print("cancelled; nothing was destroyed", markup=False)
+        raise SystemExit(EXIT_FAILED)
+    run_plan(obj, prepared, concurrency, lock_timeout, False, human)
+
+
+cli.add_command(remove_command, "destroy")

@@ -1,0 +1,408 @@
+"""The deploy flow: plan an environment, then carry the plan out.
+
+:func:`prepare` reads the state (one ``records`` call), computes every checksum and calls the
+planner; :func:`execute` turns each changing action into an orchestrator task that
+
+1. takes the (environment, service, region) lock, waiting while someone else holds it;
+2. marks the record ``in_progress`` (keeping the last *successful* checksum);
+3. runs the deployer with a :class:`~mila.protocols.DeployContext` (log under
+   ``.mila/logs/<env>/<service>.<region>.log``);
+4. on success stores the manifest, then the record with the new checksum and outputs; on
+   failure the record keeps its old checksum with status ``failed`` — the next plan redeploys;
+5. appends a history row and releases the lock, whatever happened.
+
+A plan can be saved (:func:`plan_to_json`) and applied later: :func:`check_saved_plan` refuses
+when the code or the state changed since.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from mila.errors import DeployError, LockHeld, MilaError, PlanStale
+from mila.model import (
+    Action,
+    ActionKind,
+    DeployResult,
+    Environment,
+    HistoryEntry,
+    Plan,
+    Record,
+    Status,
+    Workspace,
+    frozen_mapping,
+    utcnow,
+)
+from mila.orchestrator import RunReport, Task, run_tasks
+from mila.parameters import resolve_parameters
+from mila.planner import plan_deployment, plan_removal, service_regions
+from mila.project import Project
+from mila.protocols import DeployContext
+
+log = structlog.get_logger("mila.deploy")
+ActionKey = tuple[str, str]
+PLAN_FILE_VERSION = 1
+
+
+@dataclass
+class Prepared:
+    """A plan and everything needed to carry it out or to check it is still current."""
+
+    plan: Plan
+    environment: Environment
+    records: dict[ActionKey, Record]
+    manifests: dict[ActionKey, Mapping[str, Any]] = field(default_factory=dict)
+    state_fingerprint: str = ""
+    options: dict[str, Any] = field(default_factory=dict)  # how the plan was made (-s, --force)
+
+
+def parse_services(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [s.strip() for s in value.split(",") if s.strip()]
+    if not names:
+        raise MilaError("-s/--services is empty", hint="give names separated by commas: -s api,web")
+    return names
+
+
+def _check_selection(only: Collection[str] | None, project: Project,
+                     records: Mapping[ActionKey, Record]) -> None:
+    if only is None:
+        return
+    known = {s.name for s in project.graph.services} | {k[0] for k in records}
+    unknown = sorted(set(only) - known)
+    if unknown:
+        raise MilaError(f"unknown service{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
+                        hint=f"services are: {', '.join(sorted(known)) or 'none'}")
+
+
+def state_fingerprint(records: Mapping[ActionKey, Record]) -> str:
+    """A digest of what a plan depends on in the state (checksums and statuses)."""
+    rows = sorted((k[0], k[1], r.checksum or "", r.status.value, r.deployer)
+                  for k, r in records.items())
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+
+
+def prepare(project: Project, environment: str, *, only: Collection[str] | None = None,
+            force: bool = False, regions: Collection[str] | None = None) -> Prepared:
+    """Plan ``environment``: every service (or ``only``) in every region (or ``regions``)."""
+    from mila.checksums import deploy_checksum, workspace_checksums
+
+    state = project.state
+    env = state.get_environment(environment)
+    records = {(r.service, r.region): r for r in state.records(environment)}
+    _check_selection(only, project, records)
+    graph = project.graph
+    services = graph.services
+    if regions is not None:
+        env = replace(env, regions=tuple(r for r in env.regions if r in regions))
+    chosen = [s for s in services if only is None or s.name in only]
+    base = workspace_checksums(project, [s.name for s in chosen])
+    checksums: dict[ActionKey, str] = {}
+    manifests: dict[ActionKey, Mapping[str, Any]] = {}
+    for s in services:
+        for region in service_regions(s, env):
+            if s in chosen:
+                c = deploy_checksum(project, base[s.name], s, environment, region)
+                checksums[(s.name, region)], manifests[(s.name, region)] = c.checksum, c.manifest
+            else:
+                checksums[(s.name, region)] = ""  # not planned; never compared
+    service_names = {s.name for s in services}
+    dependencies = {s.name: [d for d in graph.dependencies(s.name, transitive=True)
+                             if d in service_names] for s in services}
+    in_scope = {k: r for k, r in records.items() if regions is None or k[1] in regions}
+
+    def detect(service: Workspace, region: str, current: str, previous: Record | None) -> str | None:
+        return project.pm.hook.mila_detect_change(service=service, environment=environment,
+                                                  region=region, current=current,
+                                                  previous=previous)
+
+    plan = plan_deployment(env, services, checksums, list(in_scope.values()),
+                           dependencies=dependencies, only=only, force=force,
+                           detect_change=detect)
+    check_policies(project, plan)
+    return Prepared(plan, env, records, manifests, state_fingerprint(records),
+                    {"services": sorted(only) if only is not None else None, "force": force,
+                     "regions": sorted(regions) if regions is not None else None})
+
+
+def prepare_removal(project: Project, environment: str, *, only: Collection[str] | None = None,
+                    regions: Collection[str] | None = None) -> Prepared:
+    state = project.state
+    env = state.get_environment(environment)
+    records = {(r.service, r.region): r for r in state.records(environment)}
+    if only is not None:
+        unknown = sorted(set(only) - {k[0] for k in records})
+        if unknown:
+            raise MilaError(f"not deployed in '{environment}': {', '.join(unknown)}",
+                            hint=f"deployed services: "
+                                 f"{', '.join(sorted({k[0] for k in records})) or 'none'}")
+    plan = plan_removal(env, list(records.values()), only=only, regions=regions)
+    check_policies(project, plan)
+    return Prepared(plan, env, records, {}, state_fingerprint(records),
+                    {"services": sorted(only) if only is not None else None, "remove": True,
+                     "regions": sorted(regions) if regions is not None else None})
+
+
+def check_policies(project: Project, plan: Plan) -> None:
+    """``mila_plan_ready``: any plugin may veto the plan; each reason names its plugin."""
+    reasons: list[str] = []
+    for impl in project.pm.hook.mila_plan_ready.get_hookimpls():
+        for reason in impl.function(plan=plan) or []:
+            reasons.append(f"plugin '{impl.plugin_name}': {reason}")
+    if reasons:
+        raise MilaError("the plan was refused:\n  " + "\n  ".join(reasons))
+
+
+# ----------------------------------------------------------------------------- plan files
+
+
+def plan_to_json(prepared: Prepared) -> dict[str, Any]:
+    """The ``--json`` contract, plus what ``mila apply`` needs to check the plan is current."""
+    plan = prepared.plan
+    return {
+        "environment": plan.environment,
+        "actions": [{"service": a.service, "region": a.region, "action": a.kind.value,
+                     "checksum": a.checksum, "previous_checksum": a.previous_checksum}
+                    for a in plan.actions],
+        "version": PLAN_FILE_VERSION,
+        "state_fingerprint": prepared.state_fingerprint,
+        "options": prepared.options,
+        "created_at": plan.created_at.isoformat() if plan.created_at else None,
+    }
+
+
+def load_plan_file(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise MilaError(f"cannot read plan file {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise MilaError(f"{path} is not a mila plan file: {exc}") from None
+    if not isinstance(data, dict) or data.get("version") != PLAN_FILE_VERSION \
+            or "environment" not in data or "actions" not in data:
+        raise MilaError(f"{path} is not a mila plan file (version {PLAN_FILE_VERSION})",
+                        hint="write one with `mila deploy -e ENV --plan-out FILE`")
+    return data
+
+
+def check_saved_plan(project: Project, saved: dict[str, Any]) -> Prepared:
+    """Re-plan with the saved options; refuse (exit 2) unless code and state are unchanged."""
+    opts = saved.get("options") or {}
+    if opts.get("remove"):
+        current = prepare_removal(project, saved["environment"], only=opts.get("services"),
+                                  regions=opts.get("regions"))
+    else:
+        current = prepare(project, saved["environment"], only=opts.get("services"),
+                          force=bool(opts.get("force")), regions=opts.get("regions"))
+    now = plan_to_json(current)
+    if now["state_fingerprint"] != saved.get("state_fingerprint"):
+        raise PlanStale("the state changed since this plan was made (another deploy ran?)",
+                        hint="make a new plan with `mila deploy --plan-out`")
+    if now["actions"] != saved["actions"]:
+        changed = sorted({(a["service"], a["region"]) for a in now["actions"]}
+                         ^ {(a["service"], a["region"]) for a in saved["actions"]}
+                         | {(a["service"], a["region"]) for a, b in
+                            zip(now["actions"], saved["actions"], strict=False) if a != b})
+        where = ", ".join(f"{s}/{r}" for s, r in changed[:5])
+        raise PlanStale(f"the code changed since this plan was made ({where})",
+                        hint="make a new plan with `mila deploy --plan-out`")
+    return current
+
+
+# ----------------------------------------------------------------------------- running
+
+
+@dataclass
+class RunOptions:
+    concurrency: int
+    lock_timeout: timedelta = timedelta(minutes=10)
+    lock_ttl: timedelta = timedelta(minutes=15)
+    disable_rollback: bool = False
+    lock_poll_seconds: float = 2.0
+
+
+class Reporter:
+    """What the UI receives; the CLI passes a :class:`mila.progress.ProgressView`."""
+
+    def started(self, key: ActionKey) -> None: ...
+    def phase(self, key: ActionKey, phase: str, message: str = "") -> None: ...
+    def waiting_for_lock(self, key: ActionKey, holder: Any) -> None: ...
+    def finished(self, key: ActionKey, status: Status, message: str = "") -> None: ...
+
+
+def log_path(project: Project, action: Action) -> Path:
+    return project.config.mila_dir / "logs" / action.environment / f"{action.service}.{action.region}.log"
+
+
+def current_commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def who() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def execute(project: Project, prepared: Prepared, options: RunOptions,
+            reporter: Reporter | None = None, cancel: threading.Event | None = None) -> RunReport:
+    """Carry out every changing action of the plan; returns the orchestrator's report."""
+    from mila.locks import hold_lock, lock_owner
+
+    reporter = reporter or Reporter()
+    plan, env, state = prepared.plan, prepared.environment, project.state
+    owner = lock_owner()
+    commit = current_commit(project.root)
+    by = who()
+    graph = project.graph
+    outputs: dict[ActionKey, Mapping[str, str]] = {k: r.outputs for k, r in prepared.records.items()}
+    outputs_lock = threading.Lock()
+    actions = {a.key: a for a in plan.actions if a.kind.changes}
+
+    def dependency_outputs(ws: Workspace | None, region: str) -> dict[str, Mapping[str, str]]:
+        if ws is None:
+            return {}
+        with outputs_lock:
+            return {d: outputs[(d, region)] for d in graph.dependencies(ws.name, transitive=True)
+                    if (d, region) in outputs}
+
+    def run(action: Action, cancel_event: threading.Event) -> DeployResult:
+        key = action.key
+        path = log_path(project, action)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        bound = log.bind(env=action.environment, service=action.service, region=action.region)
+        reporter.started(key)
+        ws = graph.workspaces.get(action.service)
+        with path.open("w", encoding="utf-8") as logfile, hold_lock(
+            state, action.environment, action.service, action.region, owner,
+            ttl=options.lock_ttl, timeout=options.lock_timeout,
+            on_wait=lambda holder: reporter.waiting_for_lock(key, holder),
+            poll=options.lock_poll_seconds,
+        ) as handle:
+            reporter.phase(key, "locked")
+            previous = prepared.records.get(key)
+            # A record exists from here on: a crash leaves it in_progress, never half-written.
+            marker = replace(previous, status=Status.IN_PROGRESS, message=None) if previous else \
+                Record(action.environment, action.service, action.region, None,
+                       Status.IN_PROGRESS, action.deployer, stack_name=action.stack_name,
+                       depends_on=tuple(ws.depends_on) if ws else ())
+            state.put_record(marker, handle.lock)
+            project.pm.hook.mila_action_started(action=action)
+            started = time.monotonic()
+            logfile.write(f"# mila {action.kind.value} {action.service} in "
+                          f"{action.environment}/{action.region} ({action.reason})\n")
+            logfile.flush()
+            try:
+                deployer = project.deployer(action.deployer)
+                params = resolve_parameters(ws.parameters, service=ws.name,
+                                            environment=action.environment, region=action.region,
+                                            outputs=dependency_outputs(ws, action.region)) \
+                    if ws is not None and action.kind is not ActionKind.DESTROY else {}
+                context = DeployContext(
+                    project=project.config.name, environment=env, region=action.region,
+                    workspace=ws, root=project.root, parameters=frozen_mapping(params),
+                    dependency_outputs=frozen_mapping(dependency_outputs(ws, action.region)),
+                    report=lambda phase, message="": reporter.phase(key, phase, message),
+                    log=logfile, cancel=cancel_event,
+                    options=frozen_mapping({"disable_rollback": options.disable_rollback}))
+                if action.kind is ActionKind.DESTROY:
+                    result = deployer.destroy(action, context)
+                else:
+                    result = deployer.deploy(action, context)
+            except BaseException as exc:
+                duration = time.monotonic() - started
+                message = str(exc) if isinstance(exc, MilaError) else f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, DeployError) and exc.details:
+                    logfile.write(exc.details.rstrip() + "\n")
+                logfile.write(f"# failed after {duration:.1f}s: {message}\n")
+                logfile.flush()
+                bound.warning("action failed", error=message)
+                if not handle.lost:
+                    state.put_record(replace(marker, status=Status.FAILED, message=message[:1000],
+                                             deployed_by=by), handle.lock)
+                state.append_history(HistoryEntry(
+                    action.environment, action.service, action.region, action.kind,
+                    Status.FAILED, action.checksum, utcnow(), by, commit, duration, message[:1000]))
+                raise
+            duration = time.monotonic() - started
+            if handle.lost:
+                raise DeployError("the lock was lost while deploying (lease expired and was taken "
+                                  "over); the record was not written",
+                                  hint="raise the lock lease or check the other run")
+            if action.kind is ActionKind.DESTROY:
+                state.delete_record(action.environment, action.service, action.region, handle.lock)
+            else:
+                manifest_key = state.put_manifest(action.environment, action.service,
+                                                  action.region, prepared.manifests.get(key, {}))
+                state.put_record(Record(
+                    action.environment, action.service, action.region, action.checksum,
+                    Status.SUCCEEDED, action.deployer,
+                    stack_name=result.stack_name or action.stack_name,
+                    outputs=frozen_mapping(result.outputs), commit=commit, deployed_by=by,
+                    deployed_at=utcnow(), duration_seconds=round(duration, 3),
+                    manifest_key=manifest_key,
+                    depends_on=tuple(ws.depends_on) if ws else ()), handle.lock)
+                with outputs_lock:
+                    outputs[key] = result.outputs
+            state.append_history(HistoryEntry(
+                action.environment, action.service, action.region, action.kind,
+                Status.SUCCEEDED, action.checksum, utcnow(), by, commit, round(duration, 3),
+                result.message or None))
+            note = f": {result.message}" if result.message else ""
+            logfile.write(f"# succeeded in {duration:.1f}s{note}\n")
+            return result
+
+    def finished(outcome: Any) -> None:
+        action = actions[outcome.key]
+        error = outcome.error
+        message = ""
+        if error is not None:
+            message = str(error) if isinstance(error, MilaError) else f"{type(error).__name__}: {error}"
+        elif outcome.status is Status.SKIPPED:
+            message = f"{outcome.blocked_by[0]} in {outcome.blocked_by[1]} failed"
+        reporter.finished(outcome.key, outcome.status, message.splitlines()[0] if message else "")
+        try:
+            project.pm.hook.mila_action_finished(action=action, status=outcome.status,
+                                                 result=outcome.result, error=message or None)
+        except Exception as exc:  # notifications never fail a run
+            log.warning("mila_action_finished hook failed", error=repr(exc))
+
+    tasks = [Task(key, (lambda ev, a=a: run(a, ev)),
+                  tuple(d for d in plan.edges.get(key, ()) if d in actions))
+             for key, a in actions.items()]
+    return run_tasks(tasks, options.concurrency, cancel=cancel, on_finish=finished)
+
+
+def lock_timeouts(report: RunReport) -> list[ActionKey]:
+    return [k for k, o in report.outcomes.items() if isinstance(o.error, LockHeld)]  # type: ignore[misc]
+
+
+def tail(path: Path, lines: int = 15) -> list[str]:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+    except OSError:
+        return []
+
+
+Callback = Callable[..., None]

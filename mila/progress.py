@@ -1,0 +1,122 @@
+"""Progress of a run: a live view on a terminal, timestamped plain lines elsewhere (CI logs).
+
+Part of the UI layer: the orchestrator and deployers report through it (phase changes, lock
+waits, outcomes); nothing else prints while actions run. Thread-safe: every method may be called
+from worker threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.live import Live
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
+
+from mila.model import Action, Status
+
+STATUS_STYLE = {
+    Status.SUCCEEDED: "green", Status.FAILED: "red", Status.SKIPPED: "yellow",
+    Status.CANCELLED: "yellow", Status.IN_PROGRESS: "cyan",
+}
+
+
+class ProgressView:
+    """One line per action. Use as a context manager around the run."""
+
+    def __init__(self, actions: Sequence[Action], console: Console, live: bool) -> None:
+        self.console = console
+        self.live_mode = live
+        self.lock = threading.Lock()
+        self.rows: dict[tuple[str, str], dict[str, Any]] = {
+            a.key: {"action": a, "status": "pending", "phase": "waiting", "message": "",
+                    "start": None, "end": None}
+            for a in actions
+        }
+        self._live: Live | None = None
+
+    def __enter__(self) -> ProgressView:
+        if self.live_mode:
+            self._live = Live(self._render(), console=self.console, refresh_per_second=8,
+                              transient=False, get_renderable=self._render)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+            self._live = None
+
+    # ------------------------------------------------------------- events
+
+    def started(self, key: tuple[str, str]) -> None:
+        with self.lock:
+            row = self.rows[key]
+            row["status"], row["start"], row["phase"] = "running", time.monotonic(), "starting"
+        self._line(key, "started")
+
+    def phase(self, key: tuple[str, str], phase: str, message: str = "") -> None:
+        with self.lock:
+            row = self.rows[key]
+            changed = row["phase"] != phase
+            row["phase"], row["message"] = phase, message
+        if changed:
+            self._line(key, f"{phase}{': ' + message if message else ''}")
+
+    def waiting_for_lock(self, key: tuple[str, str], holder: Any) -> None:
+        owner = holder.owner
+        since = holder.acquired_at.strftime("%H:%M:%S")
+        ci = f", CI job {owner.ci_job}" if owner.ci_job else ""
+        self.phase(key, "waiting for lock",
+                   f"held by {owner.user}@{owner.host} pid {owner.pid}{ci} since {since} UTC")
+
+    def finished(self, key: tuple[str, str], status: Status, message: str = "") -> None:
+        with self.lock:
+            row = self.rows[key]
+            row["status"], row["end"], row["message"] = status, time.monotonic(), message
+            row["phase"] = status.value
+        self._line(key, f"{status.value}{' — ' + message if message else ''}")
+
+    # ------------------------------------------------------------- rendering
+
+    def _line(self, key: tuple[str, str], text: str) -> None:
+        if self.live_mode:
+            return
+        a = self.rows[key]["action"]
+        stamp = datetime.now().strftime("%H:%M:%S")
+        with self.lock:
+            self.console.print(f"{stamp} {a.service} {a.region} {a.kind.value}: {text}",
+                               highlight=False, markup=False)
+
+    def _render(self) -> Table:
+        t = Table(show_header=False, box=None, pad_edge=False)
+        for _ in range(6):
+            t.add_column()
+        now = time.monotonic()
+        with self.lock:
+            for row in self.rows.values():
+                a: Action = row["action"]
+                status = row["status"]
+                if status == "running":
+                    icon: Any = Spinner("dots")
+                elif isinstance(status, Status):
+                    icon = Text("✓" if status is Status.SUCCEEDED else "✗",
+                                style=STATUS_STYLE[status])
+                else:
+                    icon = Text("·", style="dim")
+                elapsed = ""
+                if row["start"] is not None:
+                    elapsed = f"{(row['end'] or now) - row['start']:.0f}s"
+                t.add_row(icon, a.service, a.region, a.kind.value, Text(row["phase"]),
+                          Text(elapsed, style="dim"))
+        return t
+
+
+def plain_console(stream: TextIO) -> Console:
+    return Console(file=stream, no_color=True, highlight=False, soft_wrap=True, width=200)

@@ -1,0 +1,206 @@
+"""`mila deploy` / `apply` / `remove` end to end, with the fake deployer plugin.
+
+Runs against the local backend and, through the sandbox, against the aws backend (DynamoDB +
+S3 through AWS_ENDPOINT_URL): the same scenario must give the same plans on both.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mila_fake_deployer import calls, stack_file
+
+REGIONS = ("eu-west-1", "us-east-1")
+
+
+@pytest.fixture(params=["local", "aws"])
+def shop(request, project, run_mila, monkeypatch):
+    if request.param == "aws":
+        request.getfixturevalue("sandbox")
+    monkeypatch.setenv("MILA_PLUGINS", "mila_fake_deployer")
+    project.root_config(workspaces=["infra/*", "packages/*", "services/*"],
+                        backend=request.param)
+    project.package("core", files={"core.py": "VERSION = 1\n"})
+    project.service("shared", 'deployer = "fake"\n', folder="infra")
+    project.service("api", 'deployer = "fake"\ndepends_on = ["shared"]\n'
+                           'parameters = { Topic = "${shared.Url}", Stage = "${env}-${region}" }\n',
+                    files={"handler.py": "def handler(e, c): return 1\n",
+                           "pyproject.toml": '[project]\nname = "api"\ndependencies = ["core"]\n'})
+    project.service("web", 'deployer = "fake"\n')
+    project.commit_all()
+    assert run_mila("init").exit_code == 0
+    r = run_mila("envs", "create", "dev", "--regions", ",".join(REGIONS))
+    assert r.exit_code == 0, r.output
+    return project
+
+
+def plan(run_mila, *args: str) -> dict[tuple[str, str], str]:
+    r = run_mila("deploy", "-e", "dev", "--json", *args)
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["environment"] == "dev"
+    return {(a["service"], a["region"]): a["action"] for a in data["actions"]}
+
+
+def deploy(run_mila, *args: str):
+    return run_mila("deploy", "-e", "dev", "--no-prompt", *args)
+
+
+def every(action: str, services=("api", "shared", "web")) -> dict[tuple[str, str], str]:
+    return {(s, r): action for s in services for r in REGIONS}
+
+
+def test_first_deploy_then_no_changes_then_only_dependents(shop, run_mila) -> None:
+    assert plan(run_mila) == every("first_deploy")
+    r = deploy(run_mila)
+    assert r.exit_code == 0, r.output
+    assert "6 to deploy, 0 unchanged, 0 to destroy" in r.output
+    assert plan(run_mila) == every("no_changes")
+
+    # shared infrastructure first, and its outputs reach the dependent's parameters
+    deploys = [c for c in calls(shop.root) if c["op"] == "deploy"]
+    for region in REGIONS:
+        shared = next(c for c in deploys if c["service"] == "shared" and c["region"] == region)
+        api = next(c for c in deploys if c["service"] == "api" and c["region"] == region)
+        assert shared["end"] <= api["start"]
+        assert api["dependency_outputs"]["shared"]["Url"] == f"https://shared.{region}.example"
+    stack = json.loads(stack_file(shop.root, "us-east-1", "shop-api-dev").read_text())
+    assert stack["outputs"]["ParamTopic"] == "https://shared.us-east-1.example"
+    assert stack["outputs"]["ParamStage"] == "dev-us-east-1"
+
+    # editing the shared package redeploys exactly its dependents
+    shop.write("packages/core/core.py", "VERSION = 2\n")
+    expected = every("no_changes")
+    expected.update({("api", r): "deploy" for r in REGIONS})
+    assert plan(run_mila) == expected
+    assert deploy(run_mila).exit_code == 0
+    assert plan(run_mila) == every("no_changes")
+
+
+def test_deleted_service_is_destroyed_from_its_record(shop, run_mila) -> None:
+    assert deploy(run_mila).exit_code == 0
+    import shutil
+    shutil.rmtree(shop.root / "services" / "web")
+    expected = every("no_changes", ("api", "shared"))
+    expected.update({("web", r): "destroy" for r in REGIONS})
+    assert plan(run_mila) == expected
+    r = deploy(run_mila)
+    assert r.exit_code == 0, r.output
+    assert not stack_file(shop.root, "eu-west-1", "shop-web-dev").exists()
+    assert plan(run_mila) == every("no_changes", ("api", "shared"))
+    history = json.loads(run_mila("history", "-e", "dev", "--json").stdout)
+    assert any(h["service"] == "web" and h["action"] == "destroy" for h in history)
+
+
+def test_failing_deployer_exits_1_keeps_the_record_and_next_plan_redeploys(shop, run_mila) -> None:
+    assert deploy(run_mila).exit_code == 0
+    before = json.loads(run_mila("envs", "describe", "dev", "--json").stdout)
+    shop.write("services/api/FAIL", "x")
+    r = deploy(run_mila)
+    assert r.exit_code == 1
+    assert "api refused to deploy" in r.output and "fake failure log line" in r.output
+    assert ".mila/logs/dev/api.eu-west-1.log" in r.output
+    after = json.loads(run_mila("envs", "describe", "dev", "--json").stdout)
+
+    def checksums(d):
+        return {(x["service"], x["region"]): x["checksum"] for x in d["services"]}
+
+    assert checksums(after) == checksums(before)
+    assert {x["status"] for x in after["services"] if x["service"] == "api"} == {"failed"}
+    (shop.root / "services/api/FAIL").unlink()
+    # same code as deployed, but the last action failed: redeploy
+    expected = every("no_changes")
+    expected.update({("api", r): "deploy" for r in REGIONS})
+    assert plan(run_mila) == expected
+    assert deploy(run_mila).exit_code == 0
+    assert plan(run_mila) == every("no_changes")
+
+
+def test_failure_skips_dependents_and_independent_services_carry_on(shop, run_mila) -> None:
+    shop.write("infra/shared/FAIL", "x")
+    r = deploy(run_mila)
+    assert r.exit_code == 1
+    assert "skipped" in r.output
+    state = plan(run_mila)
+    assert state[("web", "eu-west-1")] == "no_changes"
+    assert state[("api", "eu-west-1")] == "first_deploy"
+    assert not any(c["service"] == "api" for c in calls(shop.root))
+
+
+def test_services_filter_force_and_detailed_exitcode(shop, run_mila) -> None:
+    assert plan(run_mila, "-s", "web") == every("first_deploy", ("web",))
+    assert deploy(run_mila, "-s", "web").exit_code == 0
+    assert plan(run_mila, "-s", "web") == every("no_changes", ("web",))
+    assert plan(run_mila, "-s", "web", "--force") == every("deploy", ("web",))
+    r = run_mila("deploy", "-e", "dev", "-s", "web", "--only-prompt", "--detailed-exitcode")
+    assert r.exit_code == 0 and "0 to deploy, 2 unchanged, 0 to destroy" in r.output
+    r = run_mila("deploy", "-e", "dev", "--on-prompt", "--detailed-exitcode")
+    assert r.exit_code == 4 and "first_deploy" in r.output
+    r = run_mila("deploy", "-e", "dev", "-s", "nope")
+    assert r.exit_code == 2 and "unknown service: nope" in r.output
+
+
+def test_plan_file_is_applied_exactly_or_refused_when_stale(shop, run_mila, tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    assert run_mila("deploy", "-e", "dev", "-s", "web", "--plan-out", str(out)).exit_code == 0
+    assert not calls(shop.root)  # saving a plan deploys nothing
+    r = run_mila("apply", str(out), "--no-prompt")
+    assert r.exit_code == 0, r.output
+    assert {(c["service"], c["region"]) for c in calls(shop.root)} == {("web", r) for r in REGIONS}
+    # applying it again: the state changed since
+    r = run_mila("apply", str(out), "--no-prompt")
+    assert r.exit_code == 2 and "the state changed" in r.output
+    out2 = tmp_path / "plan2.json"
+    assert run_mila("deploy", "-e", "dev", "--plan-out", str(out2)).exit_code == 0
+    shop.write("services/api/handler.py", "changed\n")
+    r = run_mila("apply", str(out2), "--no-prompt")
+    assert r.exit_code == 2 and "the code changed" in r.output and "api/eu-west-1" in r.output
+
+
+def test_remove_destroys_selected_services(shop, run_mila) -> None:
+    assert deploy(run_mila).exit_code == 0
+    r = run_mila("remove", "-e", "dev", "-s", "web", "--no-prompt")
+    assert r.exit_code == 0, r.output
+    state = plan(run_mila)
+    assert state[("web", "eu-west-1")] == "first_deploy"
+    assert state[("api", "eu-west-1")] == "no_changes"
+    r = run_mila("destroy", "-e", "dev", "-s", "gone", "--no-prompt")
+    assert r.exit_code == 2 and "not deployed in 'dev': gone" in r.output
+
+
+@pytest.mark.parametrize("shop", ["local"], indirect=True)
+def test_usage_errors_exit_2_with_a_message(shop, run_mila) -> None:
+    for bad in ("0", "513", "abc"):
+        r = run_mila("deploy", "-e", "dev", "-c", bad, "--no-prompt")
+        assert r.exit_code == 2, bad
+        assert "concurrency" in r.output
+    r = run_mila("deploy", "-e", "nope", "--no-prompt")
+    assert r.exit_code == 2
+    assert "environment 'nope' does not exist; create it with `mila envs create nope`" in r.output
+    r = run_mila("deploy", "-e", "dev")  # no terminal, no --no-prompt: refuse, never hang
+    assert r.exit_code == 2 and "no terminal to confirm the plan" in r.output
+    assert not calls(shop.root)
+
+
+@pytest.mark.parametrize("shop", ["local"], indirect=True)
+def test_prompt_defaults_to_no_when_destroying(shop, run_mila, monkeypatch) -> None:
+    monkeypatch.setattr("mila.cli.deploy_cmd.stdin_is_terminal", lambda: True)
+    r = run_mila("deploy", "-e", "dev", input="\n")
+    assert r.exit_code == 0 and "[Y/n]" in r.output
+    assert len(calls(shop.root)) == 6
+    r = run_mila("remove", "-e", "dev", "-s", "web", input="\n")
+    assert "[y/N]" in r.output and r.exit_code == 1 and "nothing was destroyed" in r.output
+
+
+@pytest.mark.parametrize("shop", ["local"], indirect=True)
+def test_concurrency_never_exceeds_c(shop, run_mila) -> None:
+    for name in ("a1", "a2", "a3", "a4"):
+        shop.service(name, 'deployer = "fake"\nsleep = 0.2\n')
+    r = deploy(run_mila, "-c", "2", "-s", "a1,a2,a3,a4")
+    assert r.exit_code == 0, r.output
+    spans = [(c["start"], c["end"]) for c in calls(shop.root)]
+    assert len(spans) == 8
+    peak = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
+    assert peak == 2

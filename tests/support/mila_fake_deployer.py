@@ -1,0 +1,86 @@
+"""A deployer plugin for tests: "stacks" are JSON files under ``<root>/.fake-cloud/``.
+
+Registered through ``MILA_PLUGINS=mila_fake_deployer`` (``tests/support`` is on sys.path), the
+way a user adds a local plugin module. Service keys: ``fail = true`` (or a file ``FAIL`` in the
+workspace) makes deploys fail; ``sleep = seconds`` slows them. Every call is appended to
+``.fake-cloud/calls.jsonl`` with start/end times, so tests can check order and concurrency.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+from mila import hookimpl
+from mila.errors import DeployError
+from mila.model import Action, DeployResult
+from mila.protocols import DeployContext, DeployerType
+
+_lock = threading.Lock()
+
+
+def cloud(root: Path) -> Path:
+    return root / ".fake-cloud"
+
+
+def stack_file(root: Path, region: str, stack: str) -> Path:
+    return cloud(root) / region / f"{stack}.json"
+
+
+def calls(root: Path) -> list[dict]:
+    path = cloud(root) / "calls.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+class FakeDeployer:
+    name = "fake"
+    version = "1"
+
+    def _record(self, context: DeployContext, entry: dict) -> None:
+        with _lock:
+            path = cloud(context.root) / "calls.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as f:
+                f.write(json.dumps(entry) + "\n")
+
+    def deploy(self, action: Action, context: DeployContext) -> DeployResult:
+        ws = context.workspace
+        assert ws is not None
+        start = time.time()
+        context.report("deploying", f"{action.service} to {action.region}")
+        time.sleep(float(ws.settings.get("sleep", 0)))
+        if context.cancel.is_set():
+            raise DeployError("cancelled")
+        stack = f"{context.project}-{action.service}-{action.environment}"
+        if ws.settings.get("fail") or (context.root / ws.path / "FAIL").exists():
+            self._record(context, {"op": "deploy", "service": action.service, "region": action.region,
+                                   "start": start, "end": time.time(), "ok": False})
+            raise DeployError(f"{action.service} refused to deploy", details="fake failure log line")
+        outputs = {"Url": f"https://{action.service}.{action.region}.example",
+                   **{f"Param{k}": v for k, v in context.parameters.items()}}
+        path = stack_file(context.root, action.region, stack)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"checksum": action.checksum, "outputs": outputs}))
+        if context.log:
+            context.log.write(f"deployed {stack}\n")
+        self._record(context, {"op": "deploy", "service": action.service, "region": action.region,
+                               "start": start, "end": time.time(), "ok": True,
+                               "dependency_outputs": {k: dict(v) for k, v in
+                                                      context.dependency_outputs.items()}})
+        return DeployResult(stack_name=stack, outputs=outputs)
+
+    def destroy(self, action: Action, context: DeployContext) -> DeployResult:
+        start = time.time()
+        assert action.stack_name, "destroy needs the stack name from the record"
+        stack_file(context.root, action.region, action.stack_name).unlink(missing_ok=True)
+        self._record(context, {"op": "destroy", "service": action.service, "region": action.region,
+                               "start": start, "end": time.time(), "ok": True})
+        return DeployResult(stack_name=action.stack_name)
+
+
+@hookimpl
+def mila_deployers() -> list[DeployerType]:
+    return [DeployerType("fake", create=lambda config: FakeDeployer(), version="1",
+                         config_keys=frozenset({"fail", "sleep"}))]
