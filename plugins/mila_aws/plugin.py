@@ -1,3 +1,54 @@
-"""Hook implementations of the built-in `aws` plugin (filled by its issue)."""
+"""Hook implementations of the built-in ``aws`` plugin: the DynamoDB + S3 state backend and the
+AWS identity.
+
+``[state] backend = "aws"`` (the default) accepts ``table`` and ``checksums`` (the bucket);
+both default to ``<project>-mila-state`` / ``<project>-mila-checksums`` and live in
+``[project].default_region``.
+
+``mila_identity`` answers with ``sts:GetCallerIdentity`` through :func:`verify_target` (so a
+sandbox run can never reach a real account). When no AWS credentials can be found it returns
+``None`` — mila then shows "no AWS identity" and the ``local`` backend still works — unless
+``[accounts]`` is configured or the state backend is ``aws``: then a missing identity is an
+error, since nothing could be checked or written.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from mila import hookimpl
+from mila.errors import StateError
+from mila.protocols import StateBackendType
+
+if TYPE_CHECKING:
+    from mila.config import ProjectConfig
+    from mila.model import Identity
+    from mila.protocols import StateBackend
+
+
+def create_state(config: ProjectConfig) -> StateBackend:
+    from mila_aws.state import AwsState
+
+    options = config.state.options
+    return AwsState(table=str(options.get("table") or f"{config.name}-mila-state"),
+                    bucket=str(options.get("checksums") or f"{config.name}-mila-checksums"),
+                    region=config.default_region)
+
+
+@hookimpl
+def mila_state_backends() -> Sequence[StateBackendType]:
+    return [StateBackendType(name="aws", create=create_state,
+                             config_keys=frozenset({"table", "checksums"}))]
+
+
+@hookimpl
+def mila_identity(config: ProjectConfig) -> Identity | None:
+    from mila_aws.session import verify_target
+
+    try:
+        return verify_target(config.default_region)
+    except StateError:
+        if config.accounts or config.state.backend == "aws":
+            raise
+        return None
