@@ -1,12 +1,261 @@
-"""``mila init``, ``mila envs``, ``mila history``, ``mila locks``, ``mila release-lock``."""
+"""``mila init``, ``mila envs``, ``mila history``, ``mila locks``, ``mila release-lock``.
+
+Thin callbacks: the rules live in :mod:`mila.environments` and the state backend.
+"""
 
 from __future__ import annotations
 
-from mila.cli.main import cli
-from mila.cli.stubs import not_implemented
+import json
+from typing import Any
+
+import click
+
+from mila import ui
+from mila.cli.main import CliContext, cli, pass_cli
+from mila.environments import (
+    add_region,
+    check_account,
+    check_environment_name,
+    create_environment,
+    describe_environment,
+    destroy_environment,
+    force_release,
+    matching_locks,
+    parse_regions,
+    remove_region,
+)
+from mila.errors import MilaError
+from mila.locks import describe_holder
+from mila.model import Identity, utcnow
+from mila.state_json import (
+    environment_to_dict,
+    history_to_dict,
+    lock_to_dict,
+    record_to_dict,
+)
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def _short(checksum: str | None) -> str:
+    return checksum[:12] if checksum else "-"
+
+
+def _dump(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def show_identity(identity: Identity | None) -> None:
+    if identity is None:
+        ui.echo("identity  none (no AWS credentials found)")
+        return
+    ui.echo(f"account   {identity.account}")
+    ui.echo(f"identity  {identity.arn}" + (f" ({identity.source})" if identity.source else ""))
+
+
+# ----------------------------------------------------------------------------- init
 
 
 @cli.command("init")
-def init_command() -> None:
-    """Create the remote state (not implemented yet)."""
-    not_implemented("init")
+@click.option("--print-policy", is_flag=True,
+              help="Print the IAM policy document mila needs, and do nothing else.")
+@pass_cli
+def init_command(obj: CliContext, print_policy: bool) -> None:
+    """Create the remote state (table and bucket); running it again changes nothing."""
+    project = obj.project()
+    state = project.state
+    if print_policy:
+        policy = getattr(state, "iam_policy", None)
+        if policy is None:
+            raise MilaError(f"the '{state.name}' state backend has no IAM policy to print",
+                            hint="--print-policy describes the aws backend")
+        _dump(policy())
+        return
+    identity = project.identity()
+    show_identity(identity)
+    check_account(project.config, identity)
+    ui.echo(f"state     {state.location()}")
+    created = state.init()
+    for what in created:
+        ui.echo(f"created   {what}")
+    for note in getattr(state, "notes", []) or []:
+        ui.echo(f"note      {note}")
+    if not created:
+        ui.echo("the state already exists, nothing to change")
+
+
+# ----------------------------------------------------------------------------- envs
+
+
+@cli.group("envs")
+def envs_group() -> None:
+    """Create, list, describe and destroy environments and their regions."""
+
+
+@envs_group.command("create")
+@click.argument("name")
+@click.option("--regions", help="Comma-separated regions (default: [project].default_region).")
+@pass_cli
+def envs_create(obj: CliContext, name: str, regions: str | None) -> None:
+    """Register a new environment."""
+    check_environment_name(name)
+    project = obj.project()
+    if regions is None:
+        default = project.config.default_region
+        regions = click.prompt("Regions (comma-separated)", default=default) \
+            if ui.is_terminal(click.get_text_stream("stdin")) else default
+    env = create_environment(project.state, name, parse_regions(regions))
+    ui.echo(f"created environment {env.name} in {', '.join(env.regions)}")
+
+
+@envs_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_cli
+def envs_list(obj: CliContext, as_json: bool) -> None:
+    """List environments and their regions."""
+    envs = obj.project().state.list_environments()
+    if as_json:
+        _dump([environment_to_dict(e) for e in envs])
+        return
+    if not envs:
+        ui.echo("no environments yet; create one with `mila envs create NAME`")
+        return
+    ui.echo(ui.table(["environment", "regions", "created", "by"],
+                     [(e.name, ", ".join(e.regions), _when(e.created_at), e.created_by)
+                      for e in envs]))
+
+
+@envs_group.command("describe")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_cli
+def envs_describe(obj: CliContext, name: str, as_json: bool) -> None:
+    """Show what is deployed in an environment: one row per service and region."""
+    view = describe_environment(obj.project().state, name)
+    if as_json:
+        _dump({**environment_to_dict(view.environment),
+               "records": [record_to_dict(r) for r in view.records],
+               "locks": [lock_to_dict(lk) for lk in view.locks]})
+        return
+    env = view.environment
+    ui.echo(f"environment {env.name}: {', '.join(env.regions)} "
+            f"(created {_when(env.created_at)} by {env.created_by or '-'})")
+    if not view.records:
+        ui.echo("nothing deployed yet")
+    else:
+        rows = [(r.service, r.region, r.status.value, _short(r.checksum), _when(r.deployed_at),
+                 r.deployed_by, r.commit[:10] if r.commit else None,
+                 ", ".join(f"{k}={v}" for k, v in sorted(r.outputs.items())) or None)
+                for r in view.records]
+        ui.echo(ui.table(["service", "region", "status", "checksum", "deployed at", "by",
+                          "commit", "outputs"], rows))
+    for lk in view.locks:
+        ui.echo(f"locked    {lk.service} in {lk.region} by {describe_holder(lk)}")
+
+
+@envs_group.command("destroy")
+@click.argument("name")
+@pass_cli
+def envs_destroy(obj: CliContext, name: str) -> None:
+    """Delete an environment; refused while services are deployed in it."""
+    destroy_environment(obj.project().state, name)
+    ui.echo(f"destroyed environment {name} (its history is kept)")
+
+
+@envs_group.command("create-replicate")
+@click.argument("name")
+@click.argument("region")
+@pass_cli
+def envs_create_replicate(obj: CliContext, name: str, region: str) -> None:
+    """Add a region (replica) to an environment; the next deploy deploys it."""
+    env = add_region(obj.project().state, name, region)
+    ui.echo(f"environment {name} now has regions {', '.join(env.regions)}")
+
+
+@envs_group.command("destroy-replicate")
+@click.argument("name")
+@click.argument("region")
+@pass_cli
+def envs_destroy_replicate(obj: CliContext, name: str, region: str) -> None:
+    """Remove a region (replica) from an environment; refused while services are deployed there."""
+    env = remove_region(obj.project().state, name, region)
+    ui.echo(f"environment {name} now has regions {', '.join(env.regions)}")
+
+
+# ----------------------------------------------------------------------------- history
+
+
+@cli.command("history")
+@click.option("-e", "--env", "environment", required=True, help="Environment.")
+@click.option("-s", "--service", help="Only this service.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Newest N entries.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_cli
+def history_command(obj: CliContext, environment: str, service: str | None, limit: int,
+                    as_json: bool) -> None:
+    """Show the actions carried out in an environment, newest first."""
+    entries = obj.project().state.history(environment, service=service, limit=limit)
+    if as_json:
+        _dump([history_to_dict(h) for h in entries])
+        return
+    if not entries:
+        ui.echo(f"no history in {environment}" + (f" for {service}" if service else ""))
+        return
+    rows = [(_when(h.at), h.service, h.region, h.action.value, h.status.value,
+             _short(h.checksum), h.by, h.commit[:10] if h.commit else None,
+             f"{h.duration_seconds:.1f}s" if h.duration_seconds is not None else None,
+             h.message) for h in entries]
+    ui.echo(ui.table(["at", "service", "region", "action", "status", "checksum", "by",
+                      "commit", "took", "message"], rows))
+
+
+# ----------------------------------------------------------------------------- locks
+
+
+@cli.command("locks")
+@click.option("-e", "--env", "environment", required=True, help="Environment.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_cli
+def locks_command(obj: CliContext, environment: str, as_json: bool) -> None:
+    """List the locks held in an environment."""
+    locks = obj.project().state.locks(environment)
+    if as_json:
+        _dump([{**lock_to_dict(lk), "expired": lk.expired()} for lk in locks])
+        return
+    if not locks:
+        ui.echo(f"no locks held in {environment}")
+        return
+    now = utcnow()
+    rows = [(lk.service, lk.region, f"{lk.owner.user}@{lk.owner.host}", lk.owner.pid,
+             lk.owner.ci_job, _when(lk.acquired_at),
+             "expired" if lk.expired(now) else f"in {int((lk.expires_at - now).total_seconds())}s")
+            for lk in locks]
+    ui.echo(ui.table(["service", "region", "holder", "pid", "ci job", "since", "expires"], rows))
+
+
+@cli.command("release-lock")
+@click.option("-e", "--env", "environment", required=True, help="Environment.")
+@click.option("-s", "--service", "services", help="Comma-separated services (default: all).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_cli
+def release_lock_command(obj: CliContext, environment: str, services: str | None,
+                         yes: bool) -> None:
+    """Force-release locks, whoever holds them (for a run that died)."""
+    state = obj.project().state
+    names = [s.strip() for s in services.split(",") if s.strip()] if services else None
+    locks = matching_locks(state, environment, names)
+    if not locks:
+        ui.echo(f"no locks held in {environment}")
+        return
+    for lk in locks:
+        ui.echo(f"{lk.service} in {lk.region}: held by {describe_holder(lk)}"
+                + (" (expired)" if lk.expired() else ""))
+    if not yes and not click.confirm(
+            f"Release {len(locks)} lock(s)? A run still holding one will fail to record",
+            default=False):
+        raise MilaError("nothing released")
+    released = force_release(state, locks)
+    ui.echo(f"released {len(released)} lock(s)")

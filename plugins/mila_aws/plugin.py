@@ -33,7 +33,8 @@ def create_state(config: ProjectConfig) -> StateBackend:
     options = config.state.options
     return AwsState(table=str(options.get("table") or f"{config.name}-mila-state"),
                     bucket=str(options.get("checksums") or f"{config.name}-mila-checksums"),
-                    region=config.default_region)
+                    region=config.default_region, project=config.name,
+                    artifacts_bucket=config.artifacts_bucket)
 
 
 @hookimpl

@@ -145,15 +145,25 @@ class AwsState:
 
     name = "aws"
 
-    def __init__(self, table: str, bucket: str, region: str) -> None:
+    def __init__(self, table: str, bucket: str, region: str, *, project: str = "mila",
+                 artifacts_bucket: str | None = None) -> None:
         self.table = table
         self.bucket = bucket
         self.region = region
+        self.project = project
+        self.artifacts_bucket = artifacts_bucket
         #: remarks from the last ``init`` that are not changes (shown by ``mila init``)
         self.notes: list[str] = []
 
     def location(self) -> str:
         return f"dynamodb:{self.table} + s3://{self.bucket} ({self.region})"
+
+    def iam_policy(self) -> dict[str, Any]:
+        """The IAM policy document mila needs for this project (``mila init --print-policy``)."""
+        from mila_aws.policy import iam_policy
+
+        return iam_policy(project=self.project, table=self.table, bucket=self.bucket,
+                          region=self.region, artifacts_bucket=self.artifacts_bucket)
 
     # ------------------------------------------------------------------ plumbing
 

@@ -1,0 +1,159 @@
+"""Environments and their regions: the rules behind ``mila init``, ``mila envs`` and
+``mila release-lock``, kept out of the click callbacks so the deploy flow can reuse them.
+
+Every function takes a :class:`StateBackend` (and, where it matters, the configuration) and
+raises :class:`MilaError`s written for the user.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from mila.config import ProjectConfig, check_region
+from mila.errors import MilaError, StateError
+from mila.locks import current_user
+from mila.model import Environment, Identity, Lock, Record
+from mila.protocols import StateBackend
+
+ENV_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+MAX_ENV_NAME = 32
+
+
+def operator() -> str:
+    """Who is acting, for ``created_by`` and ``deployed_by``: ``user@host``."""
+    return f"{current_user()}@{socket.gethostname()}"
+
+
+def check_environment_name(name: str) -> str:
+    """Lowercase letters, digits and dashes, at most 32 characters, no leading/trailing dash."""
+    if not ENV_NAME_RE.match(name or ""):
+        why = "it is longer than 32 characters" if len(name) > MAX_ENV_NAME else \
+            "use lowercase letters, digits and dashes (not first or last)"
+        raise MilaError(f"invalid environment name '{name}': {why}",
+                        hint="for example: dev, staging, pr-123")
+    return name
+
+
+def parse_regions(text: str | Iterable[str]) -> tuple[str, ...]:
+    """``"eu-west-1, us-east-1"`` → a tuple of checked regions, order kept, duplicates dropped."""
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    regions: list[str] = []
+    for part in (p.strip() for p in parts):
+        if part and part not in regions:
+            regions.append(check_region(part, key="--regions"))
+    if not regions:
+        raise MilaError("no region given", hint="pass --regions eu-west-1[,us-east-1]")
+    return tuple(regions)
+
+
+def check_account(config: ProjectConfig, identity: Identity | None,
+                  environment: str | None = None) -> None:
+    """Refuse to run in an account ``[accounts]`` does not allow.
+
+    With ``environment``: the account configured for it (if any) must match. Without (``mila
+    init``): the identity's account must be one of the configured accounts.
+    """
+    if not config.accounts:
+        return
+    if identity is None:
+        raise MilaError("no AWS identity found, but [accounts] requires one",
+                        hint="log in (aws sso login, AWS_PROFILE or access keys)")
+    if environment is not None:
+        account = config.account_for(environment)
+        if account is not None and account.id != identity.account:
+            raise MilaError(f"environment '{environment}' belongs to account {account.id} "
+                            f"([accounts.{account.alias}]) but the current identity is in "
+                            f"account {identity.account} ({identity.arn}); refusing",
+                            hint="switch AWS credentials (AWS_PROFILE) to that account")
+        return
+    allowed = {a.id: a.alias for a in config.accounts}
+    if identity.account not in allowed:
+        shown = ", ".join(f"{i} ({a})" for i, a in allowed.items())
+        raise MilaError(f"the current identity is in account {identity.account} "
+                        f"({identity.arn}), which is not one of the accounts in [accounts]: "
+                        f"{shown}; refusing",
+                        hint="switch AWS credentials (AWS_PROFILE) to one of those accounts")
+
+
+def create_environment(state: StateBackend, name: str, regions: Sequence[str]) -> Environment:
+    check_environment_name(name)
+    return state.create_environment(name, parse_regions(regions), created_by=operator())
+
+
+@dataclass(frozen=True)
+class EnvironmentView:
+    """What ``mila envs describe`` shows: the environment, its records and its locks."""
+
+    environment: Environment
+    records: tuple[Record, ...]
+    locks: tuple[Lock, ...]
+
+
+def describe_environment(state: StateBackend, name: str) -> EnvironmentView:
+    env = state.get_environment(name)
+    return EnvironmentView(env, tuple(state.records(name)), tuple(state.locks(name)))
+
+
+def destroy_environment(state: StateBackend, name: str) -> None:
+    """Delete an environment with no deployed service; refuses (naming them) otherwise."""
+    records = state.records(name)
+    if records:
+        raise StateError(_still_deployed(name, records, None),
+                         hint=f"remove them first with `mila remove -e {name}`")
+    state.delete_environment(name)
+
+
+def add_region(state: StateBackend, name: str, region: str) -> Environment:
+    """Add a replica region to an environment (state side; deploys are the deploy flow's)."""
+    (region,) = parse_regions(region)
+    env = state.get_environment(name)
+    if region in env.regions:
+        raise MilaError(f"environment '{name}' already has region {region}",
+                        hint=f"its regions: {', '.join(env.regions)}")
+    return state.set_regions(name, (*env.regions, region))
+
+
+def remove_region(state: StateBackend, name: str, region: str) -> Environment:
+    """Remove a replica region; refuses while services are deployed there or for the last one."""
+    (region,) = parse_regions(region)
+    env = state.get_environment(name)
+    if region not in env.regions:
+        raise MilaError(f"environment '{name}' has no region {region}",
+                        hint=f"its regions: {', '.join(env.regions)}")
+    if len(env.regions) == 1:
+        raise MilaError(f"{region} is the only region of environment '{name}'",
+                        hint=f"destroy the environment instead: `mila envs destroy {name}`")
+    deployed = [r for r in state.records(name) if r.region == region]
+    if deployed:
+        raise StateError(_still_deployed(name, deployed, region),
+                         hint=f"remove them first (`mila envs destroy-replicate {name} {region}` "
+                              "runs their destroys once the deploy flow supports it)")
+    return state.set_regions(name, tuple(r for r in env.regions if r != region))
+
+
+def _still_deployed(name: str, records: Sequence[Record], region: str | None) -> str:
+    shown = ", ".join(f"{r.service} ({r.region})" for r in records[:5])
+    more = f" and {len(records) - 5} more" if len(records) > 5 else ""
+    where = f"environment '{name}'" + (f" in {region}" if region else "")
+    return f"{where} still has {len(records)} deployed service(s): {shown}{more}"
+
+
+def matching_locks(state: StateBackend, name: str, services: Sequence[str] | None) -> list[Lock]:
+    """The locks of an environment, narrowed to ``services`` (unknown names are an error)."""
+    locks = state.locks(name)
+    if not services:
+        return locks
+    unknown = [s for s in services if s not in {lk.service for lk in locks}]
+    if unknown:
+        held = sorted({lk.service for lk in locks})
+        raise MilaError(f"no lock held on {', '.join(unknown)} in environment '{name}'",
+                        hint=f"locked services: {', '.join(held)}" if held else "nothing is locked")
+    return [lk for lk in locks if lk.service in services]
+
+
+def force_release(state: StateBackend, locks: Iterable[Lock]) -> list[Lock]:
+    """Remove each lock, whoever holds it; returns those that were still there."""
+    return [lk for lk in locks if state.force_release(lk.environment, lk.service, lk.region)]
