@@ -3,7 +3,8 @@
 * Clients use adaptive retries (throttling is retried with client-side rate limiting).
 * ``AWS_ENDPOINT_URL``, ``AWS_PROFILE``, SSO and the rest of the standard credential chain work
   unchanged: mila only ever calls ``boto3.session.Session()``.
-* boto3 sessions are not thread-safe, so each thread gets its own session and clients.
+* boto3 sessions are not thread-safe but clients are: clients are created once per process
+  (under a lock, from one session) and shared by all threads.
 * **Sandbox safety**: when the sandbox is targeted (``MILA_SANDBOX`` is set, or
   ``AWS_ENDPOINT_URL`` points at a loopback address) :func:`verify_target` refuses to go on
   unless ``sts:GetCallerIdentity`` answers with the sandbox's account, and refuses a
@@ -27,7 +28,9 @@ from mila.model import Identity
 SANDBOX_ACCOUNT = "123456789012"
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
-_local = threading.local()
+_clients: dict[tuple[object, ...], Any] = {}
+_sessions: dict[tuple[object, ...], Any] = {}
+_clients_lock = threading.Lock()
 _verified: dict[tuple[str | None, str | None], Identity] = {}
 _verified_lock = threading.Lock()
 
@@ -46,31 +49,33 @@ def sandbox_targeted() -> bool:
     return bool(os.environ.get("MILA_SANDBOX")) or (url is not None and is_loopback(url))
 
 
-def _session() -> Any:
-    import boto3
-
-    # A new session whenever the credential-relevant environment changes (tests switch it).
-    key = (endpoint_url(), os.environ.get("AWS_PROFILE"), os.environ.get("AWS_ACCESS_KEY_ID"))
-    if getattr(_local, "key", None) != key:
-        _local.session = boto3.session.Session()
-        _local.clients = {}
-        _local.key = key
-    return _local.session
-
-
 def client(service: str, region: str | None = None) -> Any:
-    """A boto3 client for ``service`` in ``region``, cached per thread."""
-    from botocore.config import Config
+    """A boto3 client for ``service`` in ``region``, shared by every thread of the process.
 
-    session = _session()
-    cache: dict[tuple[str, str | None], Any] = _local.clients
-    if (service, region) not in cache:
-        cfg = Config(retries={"mode": "adaptive", "max_attempts": 10},
-                     connect_timeout=10, read_timeout=70)
-        c = session.client(service, region_name=region, config=cfg)
-        c.exceptions  # noqa: B018 - built lazily without a lock in botocore; build it now
-        cache[(service, region)] = c
-    return cache[(service, region)]
+    botocore clients are thread-safe; creating one costs 50-250 ms of CPU (more while other
+    threads run), so a run with many worker threads creates each client once, not per thread.
+    The cache key includes the pid (a forked child builds its own) and the credential-relevant
+    environment (tests switch it).
+    """
+    key = (os.getpid(), endpoint_url(), os.environ.get("AWS_PROFILE"),
+           os.environ.get("AWS_ACCESS_KEY_ID"), service, region)
+    found = _clients.get(key)
+    if found is not None:
+        return found
+    with _clients_lock:
+        if key not in _clients:
+            import boto3
+            from botocore.config import Config
+
+            session_key = key[:4]
+            if session_key not in _sessions:
+                _sessions[session_key] = boto3.session.Session()
+            cfg = Config(retries={"mode": "adaptive", "max_attempts": 10},
+                         connect_timeout=10, read_timeout=70, max_pool_connections=50)
+            c = _sessions[session_key].client(service, region_name=region, config=cfg)
+            c.exceptions  # noqa: B018 - built lazily without a lock in botocore; build it now
+            _clients[key] = c
+        return _clients[key]
 
 
 def caller_identity(region: str | None = None) -> Identity:

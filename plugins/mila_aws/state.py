@@ -130,11 +130,14 @@ def _n(value: float) -> dict[str, str]:
 
 
 class _Cancelled(Exception):
-    """A transaction was cancelled; ``codes[i]`` is the reason of its i-th item (``None``: ok)."""
+    """A transaction was cancelled; ``codes[i]`` is the reason of its i-th item (``None``: ok),
+    ``items[i]`` the item as it was when an item asked for ``ReturnValuesOnConditionCheckFailure``."""
 
-    def __init__(self, codes: list[str | None]) -> None:
+    def __init__(self, reasons: list[dict[str, Any]]) -> None:
+        codes = [r.get("Code") for r in reasons]
         super().__init__(codes)
-        self.codes = codes
+        self.codes = [None if c in (None, "None") else c for c in codes]
+        self.items = [decode_item(r["Item"]) if r.get("Item") else None for r in reasons]
 
     def failed(self, index: int) -> bool:
         return index < len(self.codes) and self.codes[index] == "ConditionalCheckFailed"
@@ -188,8 +191,7 @@ class AwsState:
                 raise StateNotInitialized(self.location()) from None
             if code == "TransactionCanceledException":
                 reasons = exc.response.get("CancellationReasons") or []
-                raise _Cancelled([(r or {}).get("Code") if (r or {}).get("Code") != "None"
-                                  else None for r in reasons]) from None
+                raise _Cancelled([r or {} for r in reasons]) from None
             raise StateError(f"{what} failed: {exc}") from None
         except BotoCoreError as exc:
             raise StateError(f"{what} failed: {exc}",
@@ -570,7 +572,9 @@ class AwsState:
             try:
                 self._transact([self._meta_check(environment),
                                 {"Put": {"TableName": self.table, "Item": item,
-                                         "ConditionExpression": "attribute_not_exists(pk)"}}],
+                                         "ConditionExpression": "attribute_not_exists(pk)",
+                                         # the holder comes back with the refusal: no extra read
+                                         "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}],
                                f"locking {service} in {environment}/{region}")
                 return lock
             except _Cancelled as exc:
@@ -578,7 +582,9 @@ class AwsState:
                     raise EnvironmentNotFound(environment) from None
                 if not exc.failed(1):
                     raise StateError(f"locking failed: {exc.codes}") from None
-            old = self._get(key["pk"]["S"], key["sk"]["S"], "reading a lock")
+                old = exc.items[1] if len(exc.items) > 1 else None
+            if old is None:
+                old = self._get(key["pk"]["S"], key["sk"]["S"], "reading a lock")
             if old is None:
                 continue  # released meanwhile: try again
             holder = lock_from_dict(old)
