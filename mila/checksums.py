@@ -1,0 +1,442 @@
+"""Service checksums: what can change a deployment, folded into one sha256, and why it changed.
+
+A workspace's *base* checksum is independent of environment and region. It is the sha256 of a
+canonical (sorted-key, compact) JSON document of named parts:
+
+``config``        the workspace's name, kind, ``depends_on``, ``src`` and its whole ``[service]``
+                  table as written (deployer-specific keys included);
+``deployer``      the deployer's name and version (services only), so a new deployer redeploys;
+``project``       the root settings that reach every stack: the project name (stack prefix) and
+                  the artifacts bucket;
+``files``         the workspace's files, relative to its folder, honouring its ``src`` globs,
+                  each with its git object id from the hasher;
+``root_files``    the files matched by the root ``src`` globs (lockfiles…), relative to the root;
+``dependencies``  the base checksum of every workspace it depends on, transitively.
+
+No absolute path, mtime, host name or dict order reaches the document, so the same tree gives
+the same checksum on every machine and in every folder. :func:`deploy_checksum` folds each
+plugin's ``mila_checksum_inputs`` into the base for one environment and region; with no inputs
+the checksum *is* the base checksum, so ``mila checksums`` prints what deploys record. Input
+values are hashed, never kept. The *manifest* kept with each checksum holds these parts, so
+:func:`explain` can say which files, dependencies, settings or inputs changed.
+
+Globs (``src`` keys) are relative to their folder: ``*`` and ``?`` stay within one path
+segment, ``**`` spans any number of them, and a pattern that names a folder takes everything
+below it (``src = ["src", "template.yaml"]``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from mila.errors import ConfigError, MilaError
+from mila.model import Workspace, frozen_mapping
+
+if TYPE_CHECKING:
+    from mila.config import ProjectConfig
+    from mila.project import Project
+    from mila.workspace import WorkspaceGraph
+
+#: Bumped when the document's layout changes: every checksum changes with it, once.
+FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Checksum:
+    """A workspace's checksum and the manifest that explains it."""
+
+    name: str  # workspace name
+    checksum: str  # sha256 hex
+    #: JSON-serialisable: named parts, per-file digests, dependency checksums, hashed inputs
+    manifest: Mapping[str, Any]
+
+
+@runtime_checkable
+class RevisionReader(Protocol):
+    """What a hasher offers besides :class:`~mila.protocols.Hasher` when it can read other
+    revisions of the project (the ``git`` hasher does); ``mila affected`` needs it."""
+
+    def revision_digests(self, root: Path, revision: str) -> Mapping[str, str]: ...
+    def revision_files(self, root: Path, revision: str, paths: Iterable[str]) -> dict[str, bytes]: ...
+    def resolve(self, root: Path, revision: str) -> str: ...
+
+
+# --------------------------------------------------------------------------- canonical form
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8; TOML dates and other odd values as strings."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str).encode("utf-8")
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --------------------------------------------------------------------------- globs
+
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def _segment_regex(part: str) -> str:
+    out, i = [], 0
+    while i < len(part):
+        c = part[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[" and (end := part.find("]", i + 2)) != -1:
+            body = part[i + 1:end]
+            out.append("[" + ("^" + body[1:] if body[0] in "!^" else body).replace("\\", "\\\\") + "]")
+            i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+def glob_regex(pattern: str) -> str:
+    """A regex (without anchors) for one ``src`` glob, matching a path or any folder above it."""
+    pattern = pattern.strip()
+    while pattern.startswith("./"):
+        pattern = pattern[2:]
+    parts = [p for p in pattern.strip("/").split("/") if p not in ("", ".")]
+    out: list[str] = []
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if part == "**":
+            out.append(".*" if last else "(?:[^/]+/)*")
+        else:
+            out.append(_segment_regex(part) + ("" if last else "/"))
+    return "(?:" + "".join(out) + ")(?:/.*)?"
+
+
+def select_files(paths: Sequence[str], patterns: Sequence[str]) -> list[str]:
+    """The paths (sorted) that match any of ``patterns``; ``paths`` must be sorted.
+
+    A literal pattern (no wildcard) is looked up by bisection, so root ``src = ["uv.lock"]``
+    costs nothing on a large repository.
+    """
+    chosen: set[str] = set()
+    wild = [p for p in patterns if _GLOB_CHARS.search(p)]
+    for pattern in patterns:
+        if pattern in wild:
+            continue
+        name = pattern.strip()
+        while name.startswith("./"):
+            name = name[2:]
+        name = name.strip("/")
+        i = bisect.bisect_left(paths, name)
+        if i < len(paths) and paths[i] == name:
+            chosen.add(name)
+        chosen.update(_under(paths, name + "/"))
+    if wild:
+        regex = re.compile("|".join(glob_regex(p) for p in wild))
+        chosen.update(p for p in paths if regex.fullmatch(p))
+    return sorted(chosen)
+
+
+def _under(paths: Sequence[str], prefix: str) -> Sequence[str]:
+    """The sorted paths that start with ``prefix`` (a folder ending in ``/``)."""
+    lo = bisect.bisect_left(paths, prefix)
+    hi = bisect.bisect_left(paths, prefix[:-1] + "0")  # "0" sorts right after "/"
+    return paths[lo:hi]
+
+
+# --------------------------------------------------------------------------- base checksums
+
+
+def workspace_checksums(project: Project, names: Iterable[str] | None = None) -> dict[str, Checksum]:
+    """Environment-independent checksum of every workspace (or of ``names`` and what they
+    need). One ``hasher.file_digests(root)`` call for the whole repository."""
+    graph = project.graph
+    wanted = None if names is None else list(names)
+    if wanted is not None:
+        _check_names(graph, wanted)
+    digests = project.hasher.file_digests(project.root)
+    return compute_checksums(graph, digests, project.config, project.deployer_version, wanted)
+
+
+def _check_names(graph: WorkspaceGraph, names: Iterable[str]) -> None:
+    unknown = sorted(set(names) - set(graph.workspaces))
+    if unknown:
+        raise MilaError(f"unknown workspace{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
+                        hint=f"workspaces are: {', '.join(sorted(graph.workspaces)) or 'none'}")
+
+
+def compute_checksums(graph: WorkspaceGraph, digests: Mapping[str, str], config: ProjectConfig,
+                      deployer_version: Callable[[str], str],
+                      names: Iterable[str] | None = None) -> dict[str, Checksum]:
+    """The base checksums of ``names`` (default: all) and their dependencies, from a digest
+    map (``{root-relative path: object id}``) — the working tree's or a revision's."""
+    paths = sorted(digests)
+    if names is None:
+        needed = set(graph.workspaces)
+    else:
+        needed = set()
+        for name in names:
+            needed.add(name)
+            needed.update(graph.dependencies(name, transitive=True))
+    root_files = {p: digests[p] for p in select_files(paths, config.src)} if config.src else {}
+    project_part = {"name": config.name, "artifacts_bucket": config.artifacts_bucket}
+
+    out: dict[str, Checksum] = {}
+    for name in graph.topological_order():
+        if name not in needed:
+            continue
+        ws = graph[name]
+        deps = graph.dependencies(name, transitive=True)
+        parts = {
+            "config": workspace_config(ws),
+            "deployer": ({"name": ws.deployer, "version": deployer_version(ws.deployer)}
+                         if ws.is_service and ws.deployer else None),
+            "project": project_part,
+            "files": workspace_files(ws, paths, digests),
+            "root_files": root_files,
+            "dependencies": {d: out[d].checksum for d in deps},
+        }
+        checksum = sha256_hex(canonical_json({"format": FORMAT, "parts": parts}))
+        out[name] = Checksum(name, checksum, {"format": FORMAT, "name": name, "kind": ws.kind,
+                                              "path": ws.path, "checksum": checksum,
+                                              "parts": parts})
+    return out
+
+
+def workspace_config(ws: Workspace) -> dict[str, Any]:
+    """The part of a workspace's configuration that can change what it deploys."""
+    return {"name": ws.name, "kind": ws.kind, "depends_on": sorted(ws.depends_on),
+            "src": list(ws.src), "settings": json.loads(canonical_json(dict(ws.settings)))}
+
+
+def workspace_files(ws: Workspace, paths: Sequence[str], digests: Mapping[str, str]) -> dict[str, str]:
+    """``{path relative to the workspace: digest}`` of its files, honouring its ``src`` globs."""
+    prefix = "" if ws.path in ("", ".") else ws.path.rstrip("/") + "/"
+    inside = _under(paths, prefix) if prefix else paths
+    cut = len(prefix)
+    rel = [p[cut:] for p in inside]
+    if ws.src:
+        rel = select_files(rel, ws.src)
+    return {r: digests[prefix + r] for r in rel}
+
+
+# --------------------------------------------------------------------------- per deployment
+
+
+def deploy_checksum(project: Project, base: Checksum, service: Workspace, environment: str,
+                    region: str) -> Checksum:
+    """Folds every plugin's ``mila_checksum_inputs(service=, environment=, region=)`` into
+    ``base``. With no inputs the result *is* ``base`` (same checksum). Input values are hashed;
+    the manifest keeps ``"<plugin>:<name>" -> sha256(value)``, never a value in clear."""
+    inputs = checksum_inputs(project, service, environment, region)
+    if not inputs:
+        return base
+    checksum = sha256_hex(canonical_json({"format": FORMAT, "base": base.checksum,
+                                          "inputs": inputs}))
+    manifest = {**base.manifest, "checksum": checksum, "base_checksum": base.checksum,
+                "inputs": inputs, "environment": environment, "region": region}
+    return Checksum(base.name, checksum, frozen_mapping(manifest))
+
+
+def checksum_inputs(project: Project, service: Workspace, environment: str,
+                    region: str) -> dict[str, str]:
+    """Every plugin's inputs, namespaced by plugin, each value replaced by its sha256."""
+    kwargs = {"service": service, "environment": environment, "region": region}
+    inputs: dict[str, str] = {}
+    for impl in project.pm.hook.mila_checksum_inputs.get_hookimpls():
+        if getattr(impl, "hookwrapper", False) or getattr(impl, "wrapper", False):
+            continue
+        # called one by one (as pluggy would, by keyword) so each input is named by its plugin
+        result = impl.function(**{k: kwargs[k] for k in impl.argnames if k in kwargs})
+        for key, value in (result or {}).items():
+            text = value if isinstance(value, str) else canonical_json(value).decode()
+            inputs[f"{impl.plugin_name}:{key}"] = sha256_hex(text.encode("utf-8"))
+    return dict(sorted(inputs.items()))
+
+
+# --------------------------------------------------------------------------- explanations
+
+
+def explain(old: Mapping[str, Any] | None, new: Mapping[str, Any], limit: int = 20) -> list[str]:
+    """Human lines saying why a checksum changed: files added, removed, modified or renamed,
+    dependencies, config, deployer, root files and inputs. ``[]`` when nothing changed; at most
+    ``limit`` lines per kind of file change."""
+    if old is None:
+        return ["no earlier manifest to compare with"]
+    if old.get("checksum") == new.get("checksum"):
+        return []
+    if old.get("format") != new.get("format"):
+        return [f"checksum format changed ({old.get('format')} → {new.get('format')}): "
+                "mila was upgraded"]
+    lines: list[str] = []
+    op, np = old.get("parts", {}), new.get("parts", {})
+    path = str(new.get("path") or "")
+    prefix = "" if path in ("", ".") else path + "/"
+    lines += _file_changes(op.get("files", {}), np.get("files", {}), prefix, limit)
+    lines += [f"{line} (root src)" for line in
+              _file_changes(op.get("root_files", {}), np.get("root_files", {}), "", limit)]
+
+    od, nd = op.get("dependencies", {}), np.get("dependencies", {})
+    for dep in sorted(set(od) | set(nd)):
+        if dep not in od:
+            lines.append(f"now depends on {dep}")
+        elif dep not in nd:
+            lines.append(f"no longer depends on {dep}")
+        elif od[dep] != nd[dep]:
+            lines.append(f"dependency {dep} changed")
+
+    oc, nc = op.get("config", {}), np.get("config", {})
+    if oc != nc:
+        keys = sorted(k for k in set(oc) | set(nc) if k != "settings" and oc.get(k) != nc.get(k))
+        os_, ns = oc.get("settings", {}), nc.get("settings", {})
+        keys += sorted(f"service.{k}" for k in set(os_) | set(ns) if os_.get(k) != ns.get(k))
+        lines.append(f"config changed: {', '.join(keys)}")
+
+    odep, ndep = op.get("deployer"), np.get("deployer")
+    if odep != ndep:
+        if odep and ndep and odep.get("name") == ndep.get("name"):
+            lines.append(f"deployer version changed: {ndep['name']} "
+                         f"{odep.get('version')} → {ndep.get('version')}")
+        else:
+            lines.append(f"deployer changed: {_deployer(odep)} → {_deployer(ndep)}")
+    if op.get("project") != np.get("project"):
+        keys = sorted(k for k in set(op.get("project", {})) | set(np.get("project", {}))
+                      if op.get("project", {}).get(k) != np.get("project", {}).get(k))
+        lines.append(f"project settings changed: {', '.join(keys)}")
+
+    oi, ni = old.get("inputs") or {}, new.get("inputs") or {}
+    for key in sorted(set(oi) | set(ni)):
+        if key not in oi:
+            lines.append(f"input {key} added")
+        elif key not in ni:
+            lines.append(f"input {key} removed")
+        elif oi[key] != ni[key]:
+            lines.append(f"input {key} changed")
+    return lines or ["checksum changed"]
+
+
+def _deployer(d: Mapping[str, Any] | None) -> str:
+    return f"{d.get('name')} {d.get('version')}" if d else "none"
+
+
+def _file_changes(old: Mapping[str, str], new: Mapping[str, str], prefix: str,
+                  limit: int) -> list[str]:
+    added = sorted(set(new) - set(old))
+    removed = sorted(set(old) - set(new))
+    modified = sorted(p for p in set(old) & set(new) if old[p] != new[p])
+    # a removed file whose exact content reappears under a new name was renamed
+    by_digest: dict[str, list[str]] = {}
+    for p in removed:
+        by_digest.setdefault(old[p], []).append(p)
+    renamed: list[tuple[str, str]] = []
+    for p in list(added):
+        sources = by_digest.get(new[p])
+        if sources:
+            src = sources.pop(0)
+            renamed.append((src, p))
+            added.remove(p)
+            removed.remove(src)
+    lines: list[str] = []
+    for verb, items in (("added", added), ("removed", removed), ("modified", modified)):
+        lines += [f"{verb} {prefix}{p}" for p in items[:limit]]
+        if len(items) > limit:
+            lines.append(f"… and {len(items) - limit} more {verb} files")
+    lines += [f"renamed {prefix}{a} → {prefix}{b}" for a, b in renamed[:limit]]
+    if len(renamed) > limit:
+        lines.append(f"… and {len(renamed) - limit} more renamed files")
+    return lines
+
+
+# --------------------------------------------------------------------------- affected
+
+
+@dataclass(frozen=True, slots=True)
+class Affected:
+    """A workspace whose checksum differs between a revision and the working tree."""
+
+    name: str
+    kind: str
+    reasons: tuple[str, ...]
+
+
+def affected_since(project: Project, revision: str) -> tuple[str, list[Affected]]:
+    """The workspaces whose inputs differ between ``revision`` and the working tree, with the
+    commit ``revision`` names.
+
+    Both sides go through :func:`compute_checksums`. The revision side takes its file digests
+    (``git ls-tree``), the root ``mila.toml`` (``src``, project name) and each workspace's own
+    ``mila.toml`` (``[service]``/``[package]`` table) from ``revision``; which folders are
+    workspaces and the dependency edges between them are today's (a workspace that did not exist
+    then has no files then, so it is affected).
+    """
+    hasher = project.hasher
+    if not isinstance(hasher, RevisionReader):
+        raise MilaError(f"`mila affected` needs a hasher that reads git revisions; "
+                        f"this project uses '{hasher.name}'",
+                        hint="run it inside a git work tree")
+    root = project.root
+    commit = hasher.resolve(root, revision)
+    now = workspace_checksums(project)
+    then_digests = hasher.revision_digests(root, commit)
+    then_config, then_graph = _state_at(project, hasher, commit)
+    then = compute_checksums(then_graph, then_digests, then_config, project.deployer_version)
+    out = []
+    for name, current in now.items():
+        before = then.get(name)
+        if before is None or before.checksum != current.checksum:
+            out.append(Affected(name, project.graph[name].kind,
+                                tuple(explain(before.manifest if before else None,
+                                              current.manifest))))
+    return commit, out
+
+
+def _state_at(project: Project, hasher: RevisionReader,
+              commit: str) -> tuple[ProjectConfig, WorkspaceGraph]:
+    """The root config as of ``commit``, and today's graph with each workspace's own
+    ``[service]``/``[package]`` table as of ``commit`` (one ``git cat-file`` for all)."""
+    from mila.config import CONFIG_FILE, parse_config, parse_service_table, tomllib
+    from mila.workspace import WorkspaceGraph
+
+    config, graph = project.config, project.graph
+    tables = {ws.name: ws.config_file or f"{ws.path}/{CONFIG_FILE}" for ws in graph}
+    contents = hasher.revision_files(project.root, commit, [config.config_file, *tables.values()])
+
+    def read(rel: str) -> dict[str, Any]:
+        try:
+            return tomllib.loads(contents[rel].decode("utf-8")) if rel in contents else {}
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            return {}
+
+    then_config = config
+    doc = read(config.config_file)
+    if config.config_file == "pyproject.toml":
+        doc = doc.get("tool", {}).get("mila", {}) if isinstance(doc.get("tool"), dict) else {}
+    if doc:
+        # unreadable then: compare with today's root settings
+        with contextlib.suppress(ConfigError):
+            then_config = parse_config(doc, config.root, config.config_file)
+
+    extra_keys = frozenset().union(*(d.config_keys for d in project.pm.registry.deployers.values()))
+    workspaces: dict[str, Workspace] = {}
+    for ws in graph:
+        doc = read(tables[ws.name])
+        if ws.is_service:
+            table = doc.get("service") if isinstance(doc.get("service"), dict) else {}
+            # valid then but not now (a key a deployer no longer takes): the table as written
+            with contextlib.suppress(ConfigError):
+                table = parse_service_table(table, tables[ws.name], extra_keys)
+            workspaces[ws.name] = replace(ws, settings=frozen_mapping(table),
+                                          src=tuple(table.get("src", ())))
+        else:
+            table = doc.get("package") if isinstance(doc.get("package"), dict) else {}
+            workspaces[ws.name] = replace(ws, src=tuple(table.get("src", ())))
+    return then_config, WorkspaceGraph(frozen_mapping(workspaces))

@@ -1,0 +1,163 @@
+"""The ``fs`` hasher: a plain walk of the project folder, for projects outside a git work tree.
+
+It gives the same digests the ``git`` hasher gives for the same content (git blob ids), and
+honours the ``.gitignore`` files it finds with git's rules for the common forms (``#`` comments,
+``!`` negation, a leading or inner ``/`` anchoring to the file's folder, a trailing ``/`` for
+folders only, ``*``, ``?``, ``[...]`` and ``**``). Unlike git it does not read the global
+excludes file or ``.git/info/exclude`` (there is no repository). ``.git`` and ``.mila`` folders
+are never walked; a nested repository counts as its checked-out commit, as in git. Each file is
+read once; later runs take unchanged files' digests from the cache.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from mila_git.blobs import DigestCache, file_blob_id, nested_repository_commit, symlink_blob_id
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoreRule:
+    base: str  # folder of the .gitignore, relative to the root ("" or "a/b/")
+    regex: re.Pattern[str]
+    negate: bool
+    dir_only: bool
+    anchored: bool  # matched against the path below base, else against the name alone
+
+
+def _segment(part: str) -> str:
+    out, i = [], 0
+    while i < len(part):
+        c = part[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "\\" and i + 1 < len(part):
+            i += 1
+            out.append(re.escape(part[i]))
+        elif c == "[" and (end := part.find("]", i + 2)) != -1:
+            body = part[i + 1:end]
+            if body[0] in "!^":
+                body = "^" + body[1:]
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+def _pattern_regex(pattern: str) -> str:
+    parts = pattern.split("/")
+    out: list[str] = []
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if part == "**":
+            out.append(".*" if last else "(?:[^/]+/)*")
+        else:
+            out.append(_segment(part) + ("" if last else "/"))
+    return "".join(out)
+
+
+def parse_gitignore(text: str, base: str) -> list[IgnoreRule]:
+    rules = []
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        if raw.endswith("\\ "):
+            line += " "
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        if negate or line.startswith("\\"):  # "\#" and "\!" escape a leading # or !
+            line = line[1:]
+        dir_only = line.endswith("/")
+        line = line.rstrip("/")
+        if not line:
+            continue
+        anchored = "/" in line
+        line = line.lstrip("/")
+        rules.append(IgnoreRule(base, re.compile(_pattern_regex(line) + r"\Z"), negate, dir_only,
+                                anchored))
+    return rules
+
+
+def ignored(rules: list[IgnoreRule], rel: str, name: str, is_dir: bool) -> bool:
+    """git's rule: the last matching pattern decides."""
+    for rule in reversed(rules):
+        if rule.dir_only and not is_dir:
+            continue
+        if not rel.startswith(rule.base):
+            continue
+        target = rel[len(rule.base):] if rule.anchored else name
+        if rule.regex.match(target):
+            return not rule.negate
+    return False
+
+
+class FsHasher:
+    """See the module docstring."""
+
+    name = "fs"
+
+    def __init__(self, cache_dir: Path | None) -> None:
+        self.cache_dir = cache_dir
+
+    def file_digests(self, root: Path) -> Mapping[str, str]:
+        root = Path(root)
+        cache = DigestCache(self.cache_dir, self.name) if self.cache_dir else None
+        digests: dict[str, str] = {}
+        # folders to walk: (absolute path, relative prefix "" or "a/b/", rules in force)
+        stack: list[tuple[str, str, list[IgnoreRule]]] = [(str(root), "", [])]
+        while stack:
+            folder, prefix, rules = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except (FileNotFoundError, NotADirectoryError, PermissionError):
+                continue
+            names = {e.name for e in entries}
+            if ".gitignore" in names:
+                try:
+                    text = Path(folder, ".gitignore").read_text(encoding="utf-8", errors="replace")
+                    rules = rules + parse_gitignore(text, prefix)
+                except OSError:
+                    pass
+            for entry in entries:
+                name = entry.name
+                rel = prefix + name
+                if name == ".git" or (not prefix and name == ".mila"):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                is_dir = stat.S_ISDIR(st.st_mode)
+                if rules and ignored(rules, rel, name, is_dir):
+                    continue
+                if is_dir:
+                    if os.path.lexists(os.path.join(entry.path, ".git")):
+                        commit = nested_repository_commit(entry.path)
+                        if commit:
+                            digests[rel] = commit
+                            continue
+                    stack.append((entry.path, rel + "/", rules))
+                elif stat.S_ISLNK(st.st_mode):
+                    digests[rel] = symlink_blob_id(entry.path)
+                elif stat.S_ISREG(st.st_mode):
+                    digest = cache.get(rel, st) if cache else None
+                    if digest is None:
+                        try:
+                            digest = file_blob_id(entry.path, st.st_size)
+                        except FileNotFoundError:
+                            continue
+                        if cache:
+                            cache.put(rel, st, digest)
+                    digests[rel] = digest
+        if cache:
+            cache.save()
+        return digests
