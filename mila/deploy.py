@@ -298,7 +298,7 @@ def execute(project: Project, prepared: Prepared, options: RunOptions,
             state, action.environment, action.service, action.region, owner,
             ttl=options.lock_ttl, timeout=options.lock_timeout,
             on_wait=lambda holder: reporter.waiting_for_lock(key, holder),
-            poll=options.lock_poll_seconds,
+            poll=options.lock_poll_seconds, cancel=cancel_event,
         ) as handle:
             reporter.phase(key, "locked")
             previous = prepared.records.get(key)

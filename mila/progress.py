@@ -70,11 +70,9 @@ class ProgressView:
             self._line(key, f"{phase}{': ' + message if message else ''}")
 
     def waiting_for_lock(self, key: tuple[str, str], holder: Any) -> None:
-        owner = holder.owner
-        since = holder.acquired_at.strftime("%H:%M:%S")
-        ci = f", CI job {owner.ci_job}" if owner.ci_job else ""
-        self.phase(key, "waiting for lock",
-                   f"held by {owner.user}@{owner.host} pid {owner.pid}{ci} since {since} UTC")
+        from mila.locks import describe_holder
+
+        self.phase(key, "waiting for lock", f"held by {describe_holder(holder)}")
 
     def finished(self, key: tuple[str, str], status: Status, message: str = "") -> None:
         with self.lock:

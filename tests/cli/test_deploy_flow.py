@@ -105,10 +105,10 @@ def test_failing_deployer_exits_1_keeps_the_record_and_next_plan_redeploys(shop,
     after = json.loads(run_mila("envs", "describe", "dev", "--json").stdout)
 
     def checksums(d):
-        return {(x["service"], x["region"]): x["checksum"] for x in d["services"]}
+        return {(x["service"], x["region"]): x["checksum"] for x in d["records"]}
 
     assert checksums(after) == checksums(before)
-    assert {x["status"] for x in after["services"] if x["service"] == "api"} == {"failed"}
+    assert {x["status"] for x in after["records"] if x["service"] == "api"} == {"failed"}
     (shop.root / "services/api/FAIL").unlink()
     # same code as deployed, but the last action failed: redeploy
     expected = every("no_changes")
