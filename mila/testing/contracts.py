@@ -15,7 +15,7 @@ The suite calls ``init()`` itself (``backend`` is ``fresh_backend`` after ``init
 concurrency tests use threads: for a backend behind a network service, point it at a server
 that really is atomic (for AWS: mila's serialised sandbox, never plain moto — see
 ``notes/moto-facts.md``). Class attributes tune it: ``region`` (a region name the backend
-accepts), ``race_threads``, ``race_rounds``.
+accepts), ``race_threads``, ``race_rounds``, ``retry_delay``, ``many_services``.
 """
 
 from __future__ import annotations
@@ -72,6 +72,10 @@ class StateBackendContract:
     other_region = "us-east-1"
     race_threads = 16
     race_rounds = 5
+    #: pause between attempts of a worker that found the lock held (raise it for a backend
+    #: behind a slow or serialised server, so waiters do not starve the holder)
+    retry_delay = 0.005
+    many_services = 40
     ttl = timedelta(minutes=5)
 
     # ------------------------------------------------------------------ fixtures
@@ -226,11 +230,12 @@ class StateBackendContract:
     def test_records_of_many_services(self, backend: StateBackend, env: str) -> None:
         # enough to span pages in stores that paginate
         owner = make_owner()
-        for i in range(60):
-            lock = self.lock(backend, env, f"svc-{i:02d}", owner=owner)
-            backend.put_record(make_record(env, f"svc-{i:02d}", self.region,
+        names = [f"svc-{i:03d}" for i in range(self.many_services)]
+        for name in names:
+            lock = self.lock(backend, env, name, owner=owner)
+            backend.put_record(make_record(env, name, self.region,
                                            outputs={f"O{j}": "x" * 200 for j in range(20)}), lock)
-        assert sorted(r.service for r in backend.records(env)) == [f"svc-{i:02d}" for i in range(60)]
+        assert sorted(r.service for r in backend.records(env)) == names
 
     def test_records_are_per_environment(self, backend: StateBackend, env: str) -> None:
         backend.create_environment("dev-2", [self.region], "x")
@@ -468,7 +473,7 @@ class StateBackendContract:
                     try:
                         lock = self.lock(backend, env, "counter")
                     except LockHeld:
-                        time.sleep(0.005)
+                        time.sleep(self.retry_delay)
                         continue
                     try:
                         (current,) = [r for r in backend.records(env) if r.service == "counter"]

@@ -49,6 +49,15 @@ def sandbox_targeted() -> bool:
     return bool(os.environ.get("MILA_SANDBOX")) or (url is not None and is_loopback(url))
 
 
+def reset_caches() -> None:
+    """Forget every cached session, client and verified identity (tests switch endpoints)."""
+    with _clients_lock:
+        _clients.clear()
+        _sessions.clear()
+    with _verified_lock:
+        _verified.clear()
+
+
 def client(service: str, region: str | None = None) -> Any:
     """A boto3 client for ``service`` in ``region``, shared by every thread of the process.
 

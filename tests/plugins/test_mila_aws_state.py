@@ -1,0 +1,164 @@
+"""The ``aws`` backend on the sandbox: the StateBackend contract, plus how it lays out AWS.
+
+The contract's races run here too: the sandbox serialises requests, so they test mila's
+conditional writes, not moto's (see notes/moto-facts.md).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from mila_aws.session import client
+from mila_aws.state import AwsState
+
+from mila.errors import StateError
+from mila.model import ActionKind, HistoryEntry, Status, utcnow
+from mila.testing.contracts import StateBackendContract, make_owner, make_record
+
+pytestmark = pytest.mark.sandbox
+REGION = "eu-west-1"
+
+
+@pytest.fixture
+def aws(sandbox: Any) -> AwsState:
+    return AwsState("shop-mila-state", "shop-mila-checksums", REGION, project="shop")
+
+
+class TestAwsStateContract(StateBackendContract):
+    race_rounds = 3
+    retry_delay = 0.05  # one request at a time on the sandbox: let the holder through
+    many_services = 30
+
+    @pytest.fixture
+    def fresh_backend(self, sandbox: Any) -> AwsState:
+        return AwsState("contract-state", "contract-checksums", REGION)
+
+
+def test_init_creates_table_and_bucket_as_specified(aws: AwsState) -> None:
+    created = aws.init()
+    assert any("DynamoDB table shop-mila-state" in c for c in created)
+    assert any("S3 bucket shop-mila-checksums" in c for c in created)
+    ddb = client("dynamodb", REGION)
+    table = ddb.describe_table(TableName="shop-mila-state")["Table"]
+    assert sorted((k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]) == \
+        [("pk", "HASH"), ("sk", "RANGE")]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["SSEDescription"]["Status"] == "ENABLED"
+    backups = ddb.describe_continuous_backups(TableName="shop-mila-state")
+    assert backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"][
+        "PointInTimeRecoveryStatus"] == "ENABLED"
+    s3 = client("s3", REGION)
+    assert s3.get_bucket_location(Bucket="shop-mila-checksums")["LocationConstraint"] == REGION
+    assert s3.get_bucket_versioning(Bucket="shop-mila-checksums")["Status"] == "Enabled"
+    rules = s3.get_bucket_encryption(Bucket="shop-mila-checksums")[
+        "ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    block = s3.get_public_access_block(Bucket="shop-mila-checksums")[
+        "PublicAccessBlockConfiguration"]
+    assert all(block[k] for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy",
+                                  "RestrictPublicBuckets"))
+    # The sandbox speaks plain HTTP, which a TLS-only policy would lock out: init says so.
+    assert any("TLS-only" in n for n in aws.notes)
+
+
+def test_init_twice_changes_nothing(aws: AwsState) -> None:
+    assert aws.init()
+    assert aws.init() == []
+
+
+def test_init_repairs_settings_turned_off(aws: AwsState) -> None:
+    aws.init()
+    client("s3", REGION).put_bucket_versioning(Bucket="shop-mila-checksums",
+                                               VersioningConfiguration={"Status": "Suspended"})
+    assert aws.init() == ["versioning on shop-mila-checksums"]
+
+
+def test_bucket_in_us_east_1_has_no_location_constraint(sandbox: Any) -> None:
+    state = AwsState("use1-state", "use1-checksums", "us-east-1")
+    state.init()
+    assert client("s3", "us-east-1").get_bucket_location(
+        Bucket="use1-checksums")["LocationConstraint"] in (None, "")
+
+
+def test_wrong_key_schema_is_an_error_and_the_table_is_untouched(aws: AwsState) -> None:
+    ddb = client("dynamodb", REGION)
+    ddb.create_table(TableName="shop-mila-state", BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+    with pytest.raises(StateError) as info:
+        aws.init()
+    assert "shop-mila-state" in str(info.value) and "key schema" in str(info.value)
+    table = ddb.describe_table(TableName="shop-mila-state")["Table"]
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert ddb.describe_continuous_backups(TableName="shop-mila-state")[
+        "ContinuousBackupsDescription"].get("PointInTimeRecoveryDescription", {}).get(
+        "PointInTimeRecoveryStatus") != "ENABLED"
+
+
+def test_item_layout(aws: AwsState) -> None:
+    aws.init()
+    aws.create_environment("dev", [REGION], "alice")
+    lock = aws.acquire_lock("dev", "api", REGION, make_owner(), timedelta(minutes=5))
+    aws.put_record(make_record("dev", "api", REGION), lock)
+    aws.append_history(HistoryEntry("dev", "api", REGION, ActionKind.DEPLOY, Status.SUCCEEDED,
+                                    "abc", utcnow()))
+    ddb = client("dynamodb", REGION)
+    items = ddb.scan(TableName="shop-mila-state")["Items"]
+    keys = sorted((i["pk"]["S"], i["sk"]["S"].split("T")[0] if i["pk"]["S"].startswith("HIST#")
+                   else i["sk"]["S"]) for i in items)
+    day = utcnow().strftime("%Y-%m-%d")
+    assert keys == [("ENV#dev", "LOCK#api#eu-west-1"), ("ENV#dev", "META"),
+                    ("ENV#dev", "SVC#api#eu-west-1"), ("ENVS", "dev"), ("HIST#dev", day)]
+    (hist,) = [i for i in items if i["pk"]["S"] == "HIST#dev"]
+    assert hist["sk"]["S"].endswith("#api#eu-west-1")
+    (svc,) = [i for i in items if i["sk"]["S"].startswith("SVC#")]
+    assert svc["outputs"]["M"]["ApiUrl"]["S"] == "https://example.com/x?y=1"
+    assert svc["duration_seconds"]["N"] == "12.25"
+
+
+def test_records_is_one_query(aws: AwsState) -> None:
+    aws.init()
+    aws.create_environment("dev", [REGION], "alice")
+    owner = make_owner()
+    for i in range(25):
+        lock = aws.acquire_lock("dev", f"svc-{i}", REGION, owner, timedelta(minutes=5))
+        aws.put_record(make_record("dev", f"svc-{i}", REGION), lock)
+    calls: list[str] = []
+    ddb = client("dynamodb", REGION)
+    handler = lambda model, **kwargs: calls.append(model.name)  # noqa: E731
+    ddb.meta.events.register("before-call.dynamodb", handler)
+    try:
+        records = aws.records("dev")
+    finally:
+        ddb.meta.events.unregister("before-call.dynamodb", handler)
+    assert len(records) == 25
+    assert calls == ["Query"]
+
+
+def test_manifest_lives_in_s3_at_the_documented_key(aws: AwsState) -> None:
+    aws.init()
+    aws.create_environment("dev", [REGION], "alice")
+    key = aws.put_manifest("dev", "api", REGION, {"checksum": "abc", "files": {"a.py": "1"}})
+    assert key == "checksums/dev/api/eu-west-1.json"
+    body = client("s3", REGION).get_object(Bucket="shop-mila-checksums", Key=key)["Body"].read()
+    assert json.loads(body) == {"checksum": "abc", "files": {"a.py": "1"}}
+
+
+def test_iam_policy_names_the_state_resources(aws: AwsState) -> None:
+    policy = aws.iam_policy()
+    text = json.dumps(policy)
+    assert policy["Version"] == "2012-10-17"
+    for needle in ("table/shop-mila-state", "arn:aws:s3:::shop-mila-checksums",
+                   "cloudformation:CreateChangeSet", "stack/shop-*", "iam:PassRole",
+                   "sts:GetCallerIdentity", "dynamodb:ConditionCheckItem"):
+        assert needle in text, needle
+
+
+def test_tls_statement_denies_plain_http(aws: AwsState) -> None:
+    statement = aws._tls_statement()
+    assert statement["Effect"] == "Deny"
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert "arn:aws:s3:::shop-mila-checksums/*" in statement["Resource"]
