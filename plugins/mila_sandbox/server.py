@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import ipaddress
 import json
+import socket
 import threading
 import time
 import urllib.request
@@ -156,6 +157,12 @@ class SandboxServer:
 
     def reset(self) -> None:
         self.app.reset()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.bind((host.strip("[]"), 0))
+        return int(s.getsockname()[1])
 
 
 def answers(endpoint_url: str, timeout: float = 1.0) -> bool:
