@@ -4,7 +4,8 @@ A workspace's *base* checksum is independent of environment and region. It is th
 canonical (sorted-key, compact) JSON document of named parts:
 
 ``config``        the workspace's name, kind, ``depends_on``, ``src`` and its whole ``[service]``
-                  table as written (deployer-specific keys included);
+                  table as parsed (deployer-specific keys included; its ``mila.toml`` file is
+                  not also hashed as a file, so a comment or a reordering changes nothing);
 ``deployer``      the deployer's name and version (services only), so a new deployer redeploys;
 ``project``       the root settings that reach every stack: the project name (stack prefix) and
                   the artifacts bucket;
@@ -223,7 +224,8 @@ def workspace_files(ws: Workspace, paths: Sequence[str], digests: Mapping[str, s
     prefix = "" if ws.path in ("", ".") else ws.path.rstrip("/") + "/"
     inside = _under(paths, prefix) if prefix else paths
     cut = len(prefix)
-    rel = [p[cut:] for p in inside]
+    # its own mila.toml is hashed as parsed config (``config``): a comment changes nothing
+    rel = [p[cut:] for p in inside if p[cut:] != "mila.toml"]
     if ws.src:
         rel = select_files(rel, ws.src)
     return {r: digests[prefix + r] for r in rel}
