@@ -6,6 +6,7 @@ Thin callbacks: the rules live in :mod:`mila.environments` and the state backend
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import click
@@ -105,7 +106,7 @@ def envs_create(obj: CliContext, name: str, regions: str | None) -> None:
     if regions is None:
         default = project.config.default_region
         regions = click.prompt("Regions (comma-separated)", default=default) \
-            if ui.is_terminal(click.get_text_stream("stdin")) else default
+            if ui.is_terminal(sys.stdin) else default
     env = create_environment(project.state, name, parse_regions(regions))
     ui.echo(f"created environment {env.name} in {', '.join(env.regions)}")
 

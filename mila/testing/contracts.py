@@ -15,7 +15,8 @@ The suite calls ``init()`` itself (``backend`` is ``fresh_backend`` after ``init
 concurrency tests use threads: for a backend behind a network service, point it at a server
 that really is atomic (for AWS: mila's serialised sandbox, never plain moto — see
 ``notes/moto-facts.md``). Class attributes tune it: ``region`` (a region name the backend
-accepts), ``race_threads``, ``race_rounds``, ``retry_delay``, ``many_services``.
+accepts), ``race_threads``, ``race_rounds``, ``retry_delay``, ``many_services``,
+``counter_workers``, ``counter_increments``.
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ class StateBackendContract:
     #: behind a slow or serialised server, so waiters do not starve the holder)
     retry_delay = 0.005
     many_services = 40
+    counter_workers = 8
+    counter_increments = 5
     ttl = timedelta(minutes=5)
 
     # ------------------------------------------------------------------ fixtures
@@ -460,7 +463,7 @@ class StateBackendContract:
                                                       env: str) -> None:
         """Threads increment a counter kept in a record, each under the lock: no update is
         lost and no write by a non-holder lands."""
-        workers, increments = 8, 5
+        workers, increments = self.counter_workers, self.counter_increments
         lock0 = self.lock(backend, env, "counter")
         backend.put_record(make_record(env, "counter", self.region, checksum="0"), lock0)
         backend.release(lock0)
