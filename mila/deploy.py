@@ -17,10 +17,8 @@ when the code or the state changed since.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -32,6 +30,7 @@ from typing import Any
 
 import structlog
 
+from mila.environments import operator
 from mila.errors import DeployError, LockHeld, MilaError, PlanStale
 from mila.model import (
     Action,
@@ -257,14 +256,6 @@ def current_commit(root: Path) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def who() -> str:
-    try:
-        user = getpass.getuser()
-    except Exception:  # no user name in some containers
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
-
-
 def execute(project: Project, prepared: Prepared, options: RunOptions,
             reporter: Reporter | None = None, cancel: threading.Event | None = None) -> RunReport:
     """Carry out every changing action of the plan; returns the orchestrator's report."""
@@ -274,7 +265,7 @@ def execute(project: Project, prepared: Prepared, options: RunOptions,
     plan, env, state = prepared.plan, prepared.environment, project.state
     owner = lock_owner()
     commit = current_commit(project.root)
-    by = who()
+    by = operator()
     graph = project.graph
     outputs: dict[ActionKey, Mapping[str, str]] = {k: r.outputs for k, r in prepared.records.items()}
     outputs_lock = threading.Lock()

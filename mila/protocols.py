@@ -181,8 +181,10 @@ class Deployer(Protocol):
     """Carries out actions in the cloud.
 
     ``deploy`` makes the service's stack match its code and returns a :class:`DeployResult`;
-    ``destroy`` removes it (already gone is success). Both raise :class:`DeployError` on
-    failure, with a message for the user. A deployer reports progress through
+    ``destroy`` removes it (already gone is success). ``action.stack_name`` is the name the
+    record holds; it is ``None`` when no deploy of the service ever succeeded (a failed first
+    create), and the deployer then derives the name exactly as ``deploy`` did. Both raise
+    :class:`DeployError` on failure, with a message for the user. A deployer reports progress through
     ``context.report`` and writes details to ``context.log``; it never prints.
     """
 

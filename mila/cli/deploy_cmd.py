@@ -15,6 +15,7 @@ from rich.text import Text
 
 from mila import ui
 from mila.cli.main import CliContext, cli, pass_cli
+from mila.cli.state_cmd import envs_group
 from mila.deploy import (
     Prepared,
     RunOptions,
@@ -28,6 +29,7 @@ from mila.deploy import (
     prepare_removal,
     tail,
 )
+from mila.environments import add_region, destroy_environment, parse_regions, remove_region
 from mila.errors import (
     EXIT_CHANGES,
     EXIT_FAILED,
@@ -37,7 +39,7 @@ from mila.errors import (
     MilaError,
 )
 from mila.model import ActionKind, Status
-from mila.orchestrator import MAX_CONCURRENCY, default_concurrency
+from mila.orchestrator import MAX_CONCURRENCY, RunReport, default_concurrency
 from mila.progress import ProgressView
 
 KIND_STYLE = {
@@ -117,11 +119,33 @@ def confirm(prepared: Prepared, no_prompt: bool) -> bool:
 def run_plan(obj: CliContext, prepared: Prepared, concurrency: int | None, lock_timeout: int,
              disable_rollback: bool, human: Console) -> None:
     """Execute, render progress and summary, and exit with the right code."""
+    report = execute_with_progress(obj, prepared, concurrency, lock_timeout, disable_rollback,
+                                   human)
+    if report is not None:
+        exit_for(report)
+
+
+def exit_for(report: RunReport) -> None:
+    """Exit 130 when interrupted, 3 when only lock waits timed out, 1 on any failure."""
+    if report.cancelled:
+        raise SystemExit(EXIT_INTERRUPTED)
+    failed = report.by_status(Status.FAILED)
+    if failed:
+        if all(isinstance(o.error, LockHeld) for o in failed):
+            raise SystemExit(EXIT_LOCKED)
+        raise SystemExit(EXIT_FAILED)
+
+
+def execute_with_progress(obj: CliContext, prepared: Prepared, concurrency: int | None,
+                          lock_timeout: int, disable_rollback: bool,
+                          human: Console) -> RunReport | None:
+    """Execute the plan with the live view or CI lines, then print the summary table and the
+    last lines of each failure's log. ``None`` when there was nothing to do."""
     project = obj.project()
     plan = prepared.plan
     if not plan.has_changes:
         human.print("nothing to do", markup=False)
-        return
+        return None
     options = RunOptions(concurrency=concurrency or default_concurrency(),
                          lock_timeout=timedelta(seconds=lock_timeout),
                          disable_rollback=disable_rollback)
@@ -149,11 +173,8 @@ def run_plan(obj: CliContext, prepared: Prepared, concurrency: int | None, lock_
             human.print(f"  | {line}", markup=False)
         human.print(f"  full log: {path}", markup=False)
     if report.cancelled:
-        raise SystemExit(EXIT_INTERRUPTED)
-    if failed:
-        if all(isinstance(o.error, LockHeld) for _, o in failed):
-            raise SystemExit(EXIT_LOCKED)
-        raise SystemExit(EXIT_FAILED)
+        human.print("interrupted: running actions were stopped, locks released", markup=False)
+    return report
 
 
 def deploy_options(f: Any) -> Any:
@@ -269,3 +290,111 @@ def remove_command(obj: CliContext, environment: str, services: str | None,
 
 
 cli.add_command(remove_command, "destroy")
+
+
+# ----------------------------------------------------------------------------- environments
+
+
+@envs_group.command("destroy")
+@click.argument("name")
+@deploy_options
+@pass_cli
+def envs_destroy(obj: CliContext, name: str, concurrency: int | None, no_prompt: bool,
+                 lock_timeout: int) -> None:
+    """Destroy every service of NAME in every region, then the environment (history is kept).
+
+    If a destroy fails, the environment and the records of what is still deployed are kept."""
+    project = obj.project()
+    prepared = prepare_removal(project, name)
+    human = ui.make_console()
+    render_header(human, obj, prepared)
+    render_plan(human, prepared)
+    if prepared.plan.has_changes:
+        if not confirm(prepared, no_prompt):
+            human.print("cancelled; nothing was destroyed", markup=False)
+            raise SystemExit(EXIT_FAILED)
+        report = execute_with_progress(obj, prepared, concurrency, lock_timeout, False, human)
+        if report is not None and not report.ok:
+            human.print(f"environment {name} is kept: some services are still deployed",
+                        markup=False)
+            exit_for(report)
+            raise SystemExit(EXIT_FAILED)
+    destroy_environment(project.state, name)
+    human.print(f"destroyed environment {name} (its history is kept)", markup=False)
+
+
+@envs_group.command("create-replicate")
+@click.argument("name")
+@click.argument("region")
+@deploy_options
+@pass_cli
+def envs_create_replicate(obj: CliContext, name: str, region: str, concurrency: int | None,
+                          no_prompt: bool, lock_timeout: int) -> None:
+    """Add REGION to environment NAME and deploy every service there.
+
+    If a deploy fails, what was deployed in REGION is destroyed and the region removed again."""
+    project = obj.project()
+    env = add_region(project.state, name, region)
+    region = env.regions[-1]
+    human = ui.make_console()
+    try:
+        prepared = prepare(project, name, regions={region})
+        render_header(human, obj, prepared)
+        render_plan(human, prepared)
+        accepted = not prepared.plan.has_changes or confirm(prepared, no_prompt)
+    except BaseException:
+        remove_region(project.state, name, region)
+        raise
+    report = None
+    if accepted:
+        report = execute_with_progress(obj, prepared, concurrency, lock_timeout, False, human)
+    if accepted and (report is None or report.ok):
+        human.print(f"environment {name} now has regions {', '.join(env.regions)}", markup=False)
+        return
+    # roll the state change back: destroy what reached the new region, then remove it
+    human.print(f"rolling back: removing {region} from {name}", markup=False)
+    rollback = prepare_removal(project, name, regions={region})
+    undo = execute_with_progress(obj, rollback, concurrency, lock_timeout, False, human)
+    if undo is None or undo.ok:
+        remove_region(project.state, name, region)
+    else:
+        human.print(f"{region} is kept in {name}: some of its stacks could not be destroyed; "
+                    f"retry with `mila envs destroy-replicate {name} {region}`", markup=False)
+    if report is None:
+        human.print("cancelled; nothing was deployed", markup=False)
+        raise SystemExit(EXIT_FAILED)
+    exit_for(report)
+
+
+@envs_group.command("destroy-replicate")
+@click.argument("name")
+@click.argument("region")
+@deploy_options
+@pass_cli
+def envs_destroy_replicate(obj: CliContext, name: str, region: str, concurrency: int | None,
+                           no_prompt: bool, lock_timeout: int) -> None:
+    """Destroy every service of NAME in REGION, then remove REGION from the environment.
+
+    If a destroy fails, the region and the records of what is still deployed are kept."""
+    project = obj.project()
+    (region,) = parse_regions(region)
+    env = project.state.get_environment(name)
+    if region not in env.regions:
+        raise MilaError(f"environment '{name}' has no region {region}",
+                        hint=f"its regions: {', '.join(env.regions)}")
+    prepared = prepare_removal(project, name, regions={region})
+    human = ui.make_console()
+    render_header(human, obj, prepared)
+    render_plan(human, prepared)
+    if prepared.plan.has_changes:
+        if not confirm(prepared, no_prompt):
+            human.print("cancelled; nothing was destroyed", markup=False)
+            raise SystemExit(EXIT_FAILED)
+        report = execute_with_progress(obj, prepared, concurrency, lock_timeout, False, human)
+        if report is not None and not report.ok:
+            human.print(f"{region} is kept in {name}: some services are still deployed there",
+                        markup=False)
+            exit_for(report)
+            raise SystemExit(EXIT_FAILED)
+    env = remove_region(project.state, name, region)
+    human.print(f"environment {name} now has regions {', '.join(env.regions)}", markup=False)

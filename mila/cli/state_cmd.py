@@ -14,16 +14,13 @@ import click
 from mila import ui
 from mila.cli.main import CliContext, cli, pass_cli
 from mila.environments import (
-    add_region,
     check_account,
     check_environment_name,
     create_environment,
     describe_environment,
-    destroy_environment,
     force_release,
     matching_locks,
     parse_regions,
-    remove_region,
 )
 from mila.errors import MilaError
 from mila.locks import describe_holder
@@ -156,33 +153,8 @@ def envs_describe(obj: CliContext, name: str, as_json: bool) -> None:
         ui.echo(f"locked    {lk.service} in {lk.region} by {describe_holder(lk)}")
 
 
-@envs_group.command("destroy")
-@click.argument("name")
-@pass_cli
-def envs_destroy(obj: CliContext, name: str) -> None:
-    """Delete an environment; refused while services are deployed in it."""
-    destroy_environment(obj.project().state, name)
-    ui.echo(f"destroyed environment {name} (its history is kept)")
-
-
-@envs_group.command("create-replicate")
-@click.argument("name")
-@click.argument("region")
-@pass_cli
-def envs_create_replicate(obj: CliContext, name: str, region: str) -> None:
-    """Add a region (replica) to an environment; the next deploy deploys it."""
-    env = add_region(obj.project().state, name, region)
-    ui.echo(f"environment {name} now has regions {', '.join(env.regions)}")
-
-
-@envs_group.command("destroy-replicate")
-@click.argument("name")
-@click.argument("region")
-@pass_cli
-def envs_destroy_replicate(obj: CliContext, name: str, region: str) -> None:
-    """Remove a region (replica) from an environment; refused while services are deployed there."""
-    env = remove_region(obj.project().state, name, region)
-    ui.echo(f"environment {name} now has regions {', '.join(env.regions)}")
+# `envs destroy`, `envs create-replicate` and `envs destroy-replicate` run deploys and destroys:
+# they live with the deploy commands in mila/cli/deploy_cmd.py.
 
 
 # ----------------------------------------------------------------------------- history

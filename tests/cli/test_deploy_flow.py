@@ -204,3 +204,48 @@ def test_concurrency_never_exceeds_c(shop, run_mila) -> None:
     assert len(spans) == 8
     peak = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
     assert peak == 2
+
+
+def test_envs_destroy_destroys_every_service_then_the_environment(shop, run_mila) -> None:
+    assert deploy(run_mila).exit_code == 0
+    r = run_mila("envs", "destroy", "dev", "--no-prompt")
+    assert r.exit_code == 0, r.output
+    assert "destroyed environment dev" in r.output
+    assert not list((shop.root / ".fake-cloud").glob("*/*.json"))
+    assert json.loads(run_mila("envs", "list", "--json").stdout) == []
+
+
+def test_create_replicate_deploys_the_new_region(shop, run_mila) -> None:
+    assert deploy(run_mila).exit_code == 0
+    r = run_mila("envs", "create-replicate", "dev", "eu-central-1", "--no-prompt")
+    assert r.exit_code == 0, r.output
+    assert stack_file(shop.root, "eu-central-1", "shop-api-dev").exists()
+    regions = {(a, b) for a, b in plan(run_mila)}
+    assert ("api", "eu-central-1") in regions and set(plan(run_mila).values()) == {"no_changes"}
+    r = run_mila("envs", "destroy-replicate", "dev", "eu-central-1", "--no-prompt")
+    assert r.exit_code == 0, r.output
+    assert not stack_file(shop.root, "eu-central-1", "shop-api-dev").exists()
+    assert plan(run_mila) == every("no_changes")
+
+
+def test_create_replicate_rolls_back_when_a_deploy_fails(shop, run_mila) -> None:
+    assert deploy(run_mila).exit_code == 0
+    shop.write("services/api/FAIL", "x")
+    r = run_mila("envs", "create-replicate", "dev", "eu-central-1", "--no-prompt")
+    assert r.exit_code == 1
+    assert "rolling back" in r.output
+    env = json.loads(run_mila("envs", "describe", "dev", "--json").stdout)
+    assert env["regions"] == list(REGIONS)
+    assert not [x for x in env["records"] if x["region"] == "eu-central-1"]
+    assert not stack_file(shop.root, "eu-central-1", "shop-shared-dev").exists()
+
+
+@pytest.mark.parametrize("shop", ["aws"], indirect=True)
+def test_deploy_refuses_an_account_not_configured_for_the_environment(shop, run_mila) -> None:
+    text = (shop.root / "mila.toml").read_text()
+    shop.write("mila.toml", text + '[accounts.prod]\nid = "999999999999"\nenvironments = ["dev"]\n')
+    r = deploy(run_mila)
+    assert r.exit_code == 2
+    assert "must be deployed from account 999999999999 (prod)" in r.output
+    assert "123456789012" in r.output
+    assert not calls(shop.root)

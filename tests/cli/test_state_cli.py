@@ -227,15 +227,17 @@ def test_describe(ready: Any, run_mila: Any) -> None:
     assert data["locks"] == []
 
 
-def test_destroy_refused_while_services_are_deployed(ready: Any, run_mila: Any) -> None:
+def test_destroy_with_deployed_services_needs_confirmation(ready: Any, run_mila: Any) -> None:
+    # `envs destroy` destroys the services first (tests/cli/test_deploy_flow.py); without a
+    # terminal and without --no-prompt it refuses and keeps everything.
     seed_deployment(ready)
     r = run_mila("envs", "destroy", "dev")
-    assert r.exit_code == 2
-    assert "still has 1 deployed service(s): api (eu-west-1)" in r.output
+    assert r.exit_code == 2 and "no terminal to confirm the plan" in r.output
+    assert "api" in r.output and "destroy" in r.output  # the plan was shown
     assert run_mila("envs", "describe", "dev").exit_code == 0
     r = run_mila("envs", "destroy-replicate", "dev", "eu-west-1")
-    assert r.exit_code == 2 and "api (eu-west-1)" in r.output
-    r = run_mila("envs", "destroy-replicate", "dev", "us-east-1")
+    assert r.exit_code == 2 and "no terminal to confirm the plan" in r.output
+    r = run_mila("envs", "destroy-replicate", "dev", "us-east-1")  # nothing deployed there
     assert r.exit_code == 0, r.output
 
 

@@ -73,11 +73,12 @@ class FakeDeployer:
 
     def destroy(self, action: Action, context: DeployContext) -> DeployResult:
         start = time.time()
-        assert action.stack_name, "destroy needs the stack name from the record"
-        stack_file(context.root, action.region, action.stack_name).unlink(missing_ok=True)
+        # None after a failed first deploy: derive it as deploy() did (the Deployer contract)
+        stack = action.stack_name or f"{context.project}-{action.service}-{action.environment}"
+        stack_file(context.root, action.region, stack).unlink(missing_ok=True)
         self._record(context, {"op": "destroy", "service": action.service, "region": action.region,
                                "start": start, "end": time.time(), "ok": True})
-        return DeployResult(stack_name=action.stack_name)
+        return DeployResult(stack_name=stack)
 
 
 @hookimpl
