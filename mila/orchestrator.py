@@ -143,8 +143,8 @@ def run_tasks(
                 on_start(key)
             outcome.result = by_key[key].run(cancel)
         except BaseException as exc:  # a task's failure is data, never a crash of the run
-            outcome.status = Status.CANCELLED if cancel.is_set() and isinstance(
-                exc, KeyboardInterrupt) else Status.FAILED
+            # a task that stops because the run was cancelled is cancelled, not failed
+            outcome.status = Status.CANCELLED if cancel.is_set() else Status.FAILED
             outcome.error = exc
         outcome.ended_at = time.monotonic()
         return outcome

@@ -249,3 +249,34 @@ def test_deploy_refuses_an_account_not_configured_for_the_environment(shop, run_
     assert "must be deployed from account 999999999999 (prod)" in r.output
     assert "123456789012" in r.output
     assert not calls(shop.root)
+
+
+@pytest.mark.parametrize("shop", ["local"], indirect=True)
+def test_ctrl_c_stops_the_run_releases_locks_and_exits_130(shop, run_mila) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    shop.service("slow", 'deployer = "fake"\nsleep = 30\n')
+    env = {**os.environ, "MILA_PLUGINS": "mila_fake_deployer",
+           "PYTHONPATH": str(Path(__file__).parents[1] / "support")}
+    mila = str(Path(sys.executable).with_name("mila"))
+    proc = subprocess.Popen([mila, "-C", str(shop.root), "deploy", "-e", "dev", "-s", "slow",
+                             "--no-prompt", "-c", "2"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    log = shop.root / ".mila" / "logs" / "dev" / "slow.eu-west-1.log"
+    deadline = time.monotonic() + 30
+    while not log.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert log.exists(), "the deploy never started"
+    time.sleep(0.3)  # let both actions take their lock and mark their records
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out
+    assert "cancelled" in out
+    assert json.loads(run_mila("locks", "-e", "dev", "--json").stdout) == []
+    records = json.loads(run_mila("envs", "describe", "dev", "--json").stdout)["records"]
+    assert {(r["service"], r["status"]) for r in records} == {("slow", "failed")}
+    assert plan(run_mila, "-s", "slow") == every("first_deploy", ("slow",))

@@ -50,9 +50,8 @@ class FakeDeployer:
         assert ws is not None
         start = time.time()
         context.report("deploying", f"{action.service} to {action.region}")
-        time.sleep(float(ws.settings.get("sleep", 0)))
-        if context.cancel.is_set():
-            raise DeployError("cancelled")
+        if context.cancel.wait(float(ws.settings.get("sleep", 0))):
+            raise DeployError("cancelled by the user")
         stack = f"{context.project}-{action.service}-{action.environment}"
         if ws.settings.get("fail") or (context.root / ws.path / "FAIL").exists():
             self._record(context, {"op": "deploy", "service": action.service, "region": action.region,
