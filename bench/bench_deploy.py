@@ -94,8 +94,9 @@ def main() -> None:
         port = free_port()
         home = Path(tempfile.mkdtemp())
         mila = str(Path(sys.executable).with_name("mila"))
+        clean = {k: v for k, v in os.environ.items() if k != "MILA_PLUGINS"}
         subprocess.run([mila, "sandbox", "--background", "--port", str(port)], cwd=home,
-                       check=True, capture_output=True)
+                       check=True, capture_output=True, env=clean)
         try:
             os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
                                "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -103,7 +104,7 @@ def main() -> None:
                                "AWS_EC2_METADATA_DISABLED": "true"})
             run("sandbox", args)
         finally:
-            subprocess.run([mila, "sandbox", "stop"], cwd=home, capture_output=True)
+            subprocess.run([mila, "sandbox", "stop"], cwd=home, capture_output=True, env=clean)
 
 
 if __name__ == "__main__":
