@@ -1,0 +1,1 @@
+"""The notifications service's Lambda handlers."""
