@@ -12,7 +12,16 @@ import importlib
 import threading
 
 #: the fixes, in the order they are installed
-FIXES: tuple[str, ...] = ()
+FIXES: tuple[str, ...] = (
+    "lambda_invoke",
+    "cfn_updates",       # before cfn_events, which wraps what it installs
+    "cfn_events",
+    "cfn_outputs",
+    "cfn_capabilities",
+    "sam_transform",
+    "cfn_stacks",
+    "cfn_changesets",
+)
 
 _installed = False
 _install_lock = threading.Lock()

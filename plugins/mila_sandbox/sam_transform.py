@@ -1,0 +1,102 @@
+"""The SAM transform, applied server-side with aws-sam-translator, as AWS applies it.
+
+**AWS**: a template declaring ``Transform: AWS::Serverless-2016-10-31`` is expanded by
+CloudFormation itself when a change set is created (or a stack created or updated with
+``CAPABILITY_AUTO_EXPAND``): ``AWS::Serverless::Function`` becomes a function, its role, its
+permissions, event rules and an implicit REST API (``ServerlessRestApi``, named after the
+stack, from its OpenAPI ``Body``) with deployment and ``Prod`` stage. ``GetTemplate`` returns
+the template as sent (``TemplateStage=Original``, the default) or expanded (``Processed``).
+
+**plain moto**: HTTP 500, or the ``AWS::Serverless::*`` resources silently skipped; and a
+``RestApi`` without ``Name`` (SAM's implicit API) cannot be created.
+
+**here**: :func:`expand` translates with samtranslator under the server's lock (one request
+at a time — the translator keeps the region in a class attribute,
+``ArnGenerator.BOTO_SESSION_REGION_NAME``, which is set before every translation). Managed
+policy names resolve from moto's copy of AWS's list, offline. A ``RestApi`` without ``Name``
+takes the title of its ``Body``, as on AWS, or the stack's name.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
+
+
+def declares_transform(template: dict[str, Any]) -> bool:
+    transform = template.get("Transform")
+    names = transform if isinstance(transform, list) else [transform]
+    return SAM_TRANSFORM in names
+
+
+class _ManagedPolicies:
+    """samtranslator's policy loader, answered from moto's bundled AWS managed policies."""
+
+    _map: dict[str, str] | None = None
+
+    def load(self) -> dict[str, str]:
+        if _ManagedPolicies._map is None:
+            from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+            data = json.loads(aws_managed_policies_data)
+            _ManagedPolicies._map = {
+                name: f"arn:aws:iam::aws:policy{policy.get('Path', '/')}{name}"
+                for name, policy in data.items()}
+        return _ManagedPolicies._map
+
+
+def _validation_error(message: str) -> Exception:
+    from moto.cloudformation.exceptions import ValidationError
+
+    return ValidationError(message=message)
+
+
+def expand(template: dict[str, Any], parameters: dict[str, Any], region: str,
+           account_id: str, stack_name: str) -> dict[str, Any]:
+    """``template`` with the SAM transform applied (other transforms are refused)."""
+    transform = template.get("Transform")
+    names = transform if isinstance(transform, list) else [transform]
+    others = [n for n in names if n != SAM_TRANSFORM]
+    if others:
+        raise _validation_error(f"The sandbox only applies the {SAM_TRANSFORM} transform, not "
+                                f"{', '.join(map(str, others))}")
+    from samtranslator.model.exceptions import InvalidDocumentException
+    from samtranslator.translator.arn_generator import ArnGenerator
+    from samtranslator.translator.transform import transform as sam_transform
+
+    pseudo = {"AWS::Region": region, "AWS::AccountId": account_id, "AWS::StackName": stack_name,
+              "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
+    values = {**pseudo, **{k: v for k, v in parameters.items()}}
+    for name, declared in (template.get("Parameters") or {}).items():
+        if name not in values and isinstance(declared, dict) and "Default" in declared:
+            values[name] = declared["Default"]
+    ArnGenerator.BOTO_SESSION_REGION_NAME = region  # a class attribute: set before each use
+    try:
+        return sam_transform(json.loads(json.dumps(template)), values, _ManagedPolicies())
+    except InvalidDocumentException as exc:
+        causes = " ".join(str(getattr(c, "message", c)) for c in exc.causes)
+        raise _validation_error(f"Transform {SAM_TRANSFORM} failed with: {exc.message} "
+                                f"{causes}".strip()) from None
+
+
+def install() -> None:
+    from moto.apigateway.models import RestAPI
+
+    original = RestAPI.create_from_cloudformation_json.__func__
+
+    def create_from_cloudformation_json(cls: Any, resource_name: str,
+                                        cloudformation_json: dict[str, Any], account_id: str,
+                                        region_name: str, **kwargs: Any) -> Any:
+        properties = cloudformation_json.setdefault("Properties", {})
+        if not properties.get("Name"):
+            body = properties.get("Body")
+            title = (body.get("info") or {}).get("title") if isinstance(body, dict) else None
+            properties = {**properties, "Name": title if isinstance(title, str) and title
+                          else resource_name}
+            cloudformation_json = {**cloudformation_json, "Properties": properties}
+        return original(cls, resource_name, cloudformation_json, account_id, region_name,
+                        **kwargs)
+
+    RestAPI.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
