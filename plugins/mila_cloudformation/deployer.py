@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -350,7 +351,9 @@ class StackDeployer:
         self.poll_factor = poll_factor
         self._client = client
         self._verify = verify
+        # one deployer serves every worker thread of a run
         self._stores: dict[tuple[str, str], ArtifactStore] = {}
+        self._stores_lock = threading.Lock()
 
     # -- plumbing
 
@@ -383,15 +386,14 @@ class StackDeployer:
                                   hint="set [project].artifacts_bucket in mila.toml")
             bucket = f"mila-artifacts-{account}-{region}"
         key = (bucket, region)
-        if key not in self._stores:
-            url = endpoint_url() or ""
-            self._stores[key] = ArtifactStore(
-                self.client("s3", region), bucket, region, prefix=run.context.project,
-                account=account, owned=not configured,
-                plain_http=url.lower().startswith("http://"), log=run.log)
-        store = self._stores[key]
-        store.log = run.log
-        return store
+        with self._stores_lock:
+            if key not in self._stores:
+                url = endpoint_url() or ""
+                self._stores[key] = ArtifactStore(
+                    self.client("s3", region), bucket, region, prefix=run.context.project,
+                    account=account, owned=not configured,
+                    plain_http=url.lower().startswith("http://"))
+            return self._stores[key]
 
     # -- deploy
 
@@ -455,7 +457,7 @@ class StackDeployer:
         run.report("packaging")
         store = self.store(run, account)
         packaged, _ = package_template(template.body, template.path.parent, run.context.root, store,
-                                       shown=template.shown)
+                                       shown=template.shown, log=run.log)
         return dump_template(packaged)
 
     def _tags(self, run: _Run, settings: StackSettings) -> list[dict[str, str]]:
@@ -512,7 +514,7 @@ class StackDeployer:
         if len(body.encode("utf-8")) > MAX_TEMPLATE_BODY:
             identity = self.verify(run.region)
             store = self.store(run, getattr(identity, "account", None))
-            key = store.put(body.encode("utf-8"), ".template")
+            key = store.put(body.encode("utf-8"), ".template", run.log)
             args["TemplateURL"] = store.https_url(key)
         else:
             args["TemplateBody"] = body

@@ -43,6 +43,11 @@ EXCLUDED_NAMES = frozenset({"__pycache__", ".git", ".hg", ".svn", ".DS_Store", "
                             ".aws-sam", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 TLS_STATEMENT_ID = "mila-deny-insecure-transport"
+Log = Callable[[str], None]
+
+
+def _no_log(line: str) -> None:
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +255,7 @@ class ArtifactStore:
 
     def __init__(self, s3: Any, bucket: str, region: str, *, prefix: str,
                  account: str | None = None, owned: bool = True,
-                 plain_http: bool = False, log: Callable[[str], None] = lambda line: None) -> None:
+                 plain_http: bool = False) -> None:
         self.s3 = s3
         self.bucket = bucket
         self.region = region
@@ -258,7 +263,6 @@ class ArtifactStore:
         self.account = account
         self.owned = owned
         self.plain_http = plain_http
-        self.log = log
         self.uploaded: list[str] = []
         self.reused: list[str] = []
         self._ready = False
@@ -267,13 +271,13 @@ class ArtifactStore:
     def _owner(self) -> dict[str, str]:
         return {"ExpectedBucketOwner": self.account} if self.owned and self.account else {}
 
-    def ensure(self) -> None:
+    def ensure(self, log: Log = _no_log) -> None:
         """Create and secure the bucket if mila owns it (once per store)."""
         with self._lock:
             if self._ready:
                 return
             if self.owned:
-                self._create_and_secure()
+                self._create_and_secure(log)
             else:
                 self._check_configured()
             self._ready = True
@@ -294,7 +298,7 @@ class ArtifactStore:
                                                    "permissions") from None
             raise
 
-    def _create_and_secure(self) -> None:
+    def _create_and_secure(self, log: Log) -> None:
         s3, bucket, owner = self.s3, self.bucket, self._owner()
         try:
             s3.head_bucket(Bucket=bucket, **owner)
@@ -315,7 +319,7 @@ class ArtifactStore:
                 args["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
             try:
                 s3.create_bucket(**args)
-                self.log(f"created the artifacts bucket {bucket}")
+                log(f"created the artifacts bucket {bucket}")
             except Exception as exc:
                 if _error_code(exc) != "BucketAlreadyOwnedByYou":
                     raise
@@ -344,7 +348,7 @@ class ArtifactStore:
         if self.plain_http:
             # A plain-HTTP endpoint cannot satisfy aws:SecureTransport: the statement would lock
             # mila out of its own bucket. AWS endpoints are always HTTPS.
-            self.log(f"TLS-only policy not set on {bucket}: the S3 endpoint is plain HTTP")
+            log(f"TLS-only policy not set on {bucket}: the S3 endpoint is plain HTTP")
             return
         try:
             policy = json.loads(s3.get_bucket_policy(Bucket=bucket, **owner)["Policy"])
@@ -360,15 +364,15 @@ class ArtifactStore:
                                "Condition": {"Bool": {"aws:SecureTransport": "false"}}})
             s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy), **owner)
 
-    def put(self, data: bytes, extension: str) -> str:
+    def put(self, data: bytes, extension: str, log: Log = _no_log) -> str:
         """Upload ``data`` under its content hash unless it is already there; returns the key."""
-        self.ensure()
+        self.ensure(log)
         digest = hashlib.sha256(data).hexdigest()
         key = f"{self.prefix}/{digest}{extension}" if self.prefix else f"{digest}{extension}"
         try:
             self.s3.head_object(Bucket=self.bucket, Key=key, **self._owner())
             self.reused.append(key)
-            self.log(f"artifact s3://{self.bucket}/{key} already uploaded")
+            log(f"artifact s3://{self.bucket}/{key} already uploaded")
             return key
         except Exception as exc:
             # 403 is what S3 answers for a missing key without s3:ListBucket
@@ -376,7 +380,7 @@ class ArtifactStore:
                 raise
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, **self._owner())
         self.uploaded.append(key)
-        self.log(f"uploaded s3://{self.bucket}/{key} ({len(data)} bytes)")
+        log(f"uploaded s3://{self.bucket}/{key} ({len(data)} bytes)")
         return key
 
     def https_url(self, key: str) -> str:
@@ -392,7 +396,8 @@ def needs_packaging(body: dict[str, Any]) -> bool:
 
 
 def package_template(body: dict[str, Any], folder: Path, root: Path, store: ArtifactStore,
-                     *, shown: str = "template", depth: int = 0) -> tuple[dict[str, Any], bool]:
+                     *, shown: str = "template", depth: int = 0,
+                     log: Log = _no_log) -> tuple[dict[str, Any], bool]:
     """Replace every local path in ``body`` (relative to ``folder``) by its S3 location.
 
     Returns the packaged template (a new document; ``body`` is not modified) and whether
@@ -415,7 +420,7 @@ def package_template(body: dict[str, Any], folder: Path, root: Path, store: Arti
                                    "an s3:// location")
         if (source, force_zip) not in built:
             data, extension = artifact_bytes(source, force_zip)
-            built[(source, force_zip)] = store.put(data, extension)
+            built[(source, force_zip)] = store.put(data, extension, log)
         return built[(source, force_zip)]
 
     for artifact in artifacts:
@@ -423,7 +428,7 @@ def package_template(body: dict[str, Any], folder: Path, root: Path, store: Arti
         properties = resource.setdefault("Properties", {})
         rule = artifact.rule
         if rule.form == "template":
-            key = _package_nested(artifact.value, folder, root, store, artifact.where, depth)
+            key = _package_nested(artifact.value, folder, root, store, artifact.where, depth, log)
             _set(properties, rule.path, store.https_url(key))
             continue
         key = upload(artifact.value, artifact.where, rule.force_zip)
@@ -438,16 +443,16 @@ def package_template(body: dict[str, Any], folder: Path, root: Path, store: Arti
 
 
 def _package_nested(value: str, folder: Path, root: Path, store: ArtifactStore, where: str,
-                    depth: int) -> str:
+                    depth: int, log: Log) -> str:
     path = (folder / value).resolve()
     if not path.is_file():
         raise DeployError(f"{where} refers to the template '{value}', which does not exist "
                           f"(looked for {_shown(path, root)})")
     child = load_template(path, root)
     body, changed = package_template(child.body, path.parent, root, store, shown=child.shown,
-                                     depth=depth + 1)
+                                     depth=depth + 1, log=log)
     text = dump_template(body) if changed else child.text
-    return store.put(text.encode("utf-8"), ".template")
+    return store.put(text.encode("utf-8"), ".template", log)
 
 
 def _shown(path: Path, root: Path) -> str:

@@ -1,0 +1,459 @@
+"""The ``cloudformation`` and ``sam`` deployers against the sandbox, called directly with a
+:class:`DeployContext` built here (as the orchestrator builds it).
+
+Every test runs the code path that runs against AWS: only the endpoint differs.
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mila_cloudformation.deployer import StackDeployer, stack_name
+
+from mila.config import ProjectConfig, StateConfig
+from mila.errors import DeployError
+from mila.model import Action, ActionKind, DeployResult, Environment, Workspace, frozen_mapping
+from mila.protocols import DeployContext
+
+pytestmark = pytest.mark.sandbox
+
+PROJECT = "shop"
+
+SSM_TEMPLATE = """\
+AWSTemplateFormatVersion: 2010-09-09
+Description: a parameter and its outputs
+Parameters:
+  Value:
+    Type: String
+    Default: one
+Resources:
+  Param:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Name: !Sub "/${AWS::StackName}/value"
+      Type: String
+      Value: !Ref Value
+Outputs:
+  ParamName:
+    Value: !Ref Param
+    Export:
+      Name: !Sub "${AWS::StackName}-ParamName"
+  Region:
+    Value: !Ref AWS::Region
+"""
+
+LAMBDA_TEMPLATE = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Resources:
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - Effect: Allow
+            Principal: {Service: lambda.amazonaws.com}
+            Action: sts:AssumeRole
+  Fn:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: python3.12
+      Handler: app.handler
+      Role: !GetAtt Role.Arn
+      Code: src/
+Outputs:
+  FunctionArn:
+    Value: !GetAtt Fn.Arn
+"""
+
+SAM_TEMPLATE = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      Handler: app.handler
+      CodeUri: src/
+Outputs:
+  FunctionName:
+    Value: !Ref Fn
+"""
+
+
+class Harness:
+    """A project root with workspaces, and a deployer to run actions on them."""
+
+    def __init__(self, root: Path, deployer_name: str = "cloudformation") -> None:
+        self.root = root
+        self.config = ProjectConfig(root=root, config_file="mila.toml", name=PROJECT,
+                                    default_region="eu-west-1", workspaces=("services/*",),
+                                    state=StateConfig("local"))
+        self.deployer = StackDeployer(deployer_name, self.config, poll_initial=0.01,
+                                      poll_max=0.1)
+        self.logs: list[str] = []
+        self.reports: list[tuple[str, str]] = []
+
+    def workspace(self, name: str, files: dict[str, str], *, parameters: dict[str, str] | None = None,
+                  depends_on: tuple[str, ...] = (), settings: dict[str, Any] | None = None,
+                  deployer: str = "cloudformation") -> Workspace:
+        folder = self.root / "services" / name
+        for rel, content in files.items():
+            path = folder / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(content))
+        return Workspace(name=name, path=f"services/{name}", kind="service",
+                         depends_on=depends_on, deployer=deployer,
+                         parameters=frozen_mapping(parameters or {}),
+                         settings=frozen_mapping(settings or {}),
+                         config_file=f"services/{name}/mila.toml")
+
+    def context(self, ws: Workspace | None, region: str = "eu-west-1",
+                outputs: dict[str, dict[str, str]] | None = None,
+                **options: Any) -> DeployContext:
+        log = io.StringIO()
+        self._last_log = log
+        return DeployContext(
+            project=PROJECT, environment=Environment("dev", ("eu-west-1", "us-east-1")),
+            region=region, workspace=ws, root=self.root,
+            dependency_outputs=frozen_mapping(outputs or {}),
+            report=lambda phase, message="": self.reports.append((phase, message)),
+            log=log, options=frozen_mapping(options))
+
+    def deploy(self, ws: Workspace, checksum: str = "c1", region: str = "eu-west-1",
+               outputs: dict[str, dict[str, str]] | None = None, **options: Any) -> DeployResult:
+        action = Action("dev", ws.name, region, ActionKind.DEPLOY, checksum, None,
+                        self.deployer.name)
+        context = self.context(ws, region, outputs, **options)
+        try:
+            return self.deployer.deploy(action, context)
+        finally:
+            self.logs.append(self._last_log.getvalue())
+
+    def destroy(self, service: str, region: str = "eu-west-1") -> DeployResult:
+        action = Action("dev", service, region, ActionKind.DESTROY, None, "c1",
+                        self.deployer.name, stack_name=stack_name(PROJECT, service, "dev"))
+        context = self.context(None, region)
+        try:
+            return self.deployer.destroy(action, context)
+        finally:
+            self.logs.append(self._last_log.getvalue())
+
+    @property
+    def log(self) -> str:
+        return self.logs[-1] if self.logs else ""
+
+
+@pytest.fixture
+def harness(sandbox: Any, tmp_path: Path) -> Harness:
+    return Harness(tmp_path / "repo")
+
+
+def cfn(sandbox: Any, region: str = "eu-west-1") -> Any:
+    return sandbox.client("cloudformation", region)
+
+
+def stack(sandbox: Any, name: str, region: str = "eu-west-1") -> dict[str, Any]:
+    return cfn(sandbox, region).describe_stacks(StackName=name)["Stacks"][0]
+
+
+def change_sets(sandbox: Any, name: str, region: str = "eu-west-1") -> list[dict[str, Any]]:
+    return cfn(sandbox, region).list_change_sets(StackName=name)["Summaries"]
+
+
+# ----------------------------------------------------------------------------- lifecycle
+
+
+def test_create_returns_outputs_and_tags_the_stack(sandbox: Any, harness: Harness) -> None:
+    ws = harness.workspace("api", {"template.yaml": SSM_TEMPLATE},
+                           parameters={"Value": "v-${env}-${region}"},
+                           settings={"tags": {"team": "web"}})
+    result = harness.deploy(ws, checksum="abc123")
+
+    name = "shop-api-dev"
+    assert result.changed is True
+    assert result.stack_name == name
+    assert result.outputs == {"ParamName": f"/{name}/value", "Region": "eu-west-1"}
+    described = stack(sandbox, name)
+    assert described["StackStatus"] == "CREATE_COMPLETE"
+    assert described["StackId"] == result.stack_id
+    tags = {t["Key"]: t["Value"] for t in described["Tags"]}
+    assert tags == {"mila:project": "shop", "mila:env": "dev", "mila:service": "api",
+                    "mila:checksum": "abc123", "team": "web"}
+    ssm = sandbox.client("ssm")
+    assert ssm.get_parameter(Name=f"/{name}/value")["Parameter"]["Value"] == "v-dev-eu-west-1"
+    # the changes and the events went to the action log; progress went to report()
+    assert "Add Param (AWS::SSM::Parameter)" in harness.log
+    assert "CREATE_COMPLETE" in harness.log
+    assert any(phase == "creating" for phase, _ in harness.reports)
+
+
+def test_update_changes_the_stack_in_place(sandbox: Any, harness: Harness) -> None:
+    ws = harness.workspace("api", {"template.yaml": SSM_TEMPLATE}, parameters={"Value": "one"})
+    first = harness.deploy(ws)
+    # (a parameter-only change is not used here: the sandbox cannot make it reach resources)
+    harness.workspace("api", {"template.yaml": SSM_TEMPLATE.replace(
+        "Value: !Ref Value", 'Value: !Sub "${Value}-two"')})
+    second = harness.deploy(ws, checksum="c2")
+
+    assert second.changed is True
+    assert second.stack_id == first.stack_id
+    assert stack(sandbox, "shop-api-dev")["StackStatus"] == "UPDATE_COMPLETE"
+    assert "Modify Param (AWS::SSM::Parameter)" in harness.log
+    value = sandbox.client("ssm").get_parameter(Name="/shop-api-dev/value")["Parameter"]["Value"]
+    assert value == "one-two"
+
+
+def test_update_refreshes_outputs(sandbox: Any, harness: Harness) -> None:
+    ws = harness.workspace("api", {"template.yaml": SSM_TEMPLATE})
+    harness.deploy(ws)
+    harness.workspace("api", {"template.yaml": SSM_TEMPLATE + "  Extra:\n    Value: added\n"})
+    result = harness.deploy(ws, checksum="c2")
+    assert result.outputs["Extra"] == "added"
+
+
+def test_no_op_update_is_success_without_changes(sandbox: Any, harness: Harness) -> None:
+    ws = harness.workspace("api", {"template.yaml": SSM_TEMPLATE})
+    first = harness.deploy(ws)
+    again = harness.deploy(ws)
+
+    assert again.changed is False
+    assert again.message == "no changes"
+    assert again.outputs == first.outputs
+    assert "no changes" in harness.log
+    # the empty change set was deleted (the executed one stays listed); the stack was not touched
+    assert [c["ExecutionStatus"] for c in change_sets(sandbox, "shop-api-dev")] == [
+        "EXECUTE_COMPLETE"]
+    assert stack(sandbox, "shop-api-dev")["StackStatus"] == "CREATE_COMPLETE"
+
+
+FAILING_TEMPLATE = """\
+Resources:
+  Good:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Name: /good
+      Type: String
+      Value: fine
+  Bad:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: python3.12
+      Handler: app.handler
+      Role: arn:aws:iam::123456789012:role/does-not-exist
+      Code:
+        S3Bucket: no-such-bucket-anywhere
+        S3Key: nothing.zip
+"""
+
+
+def test_failed_create_reports_the_resource_then_recreates(sandbox: Any, harness: Harness) -> None:
+    ws = harness.workspace("api", {"template.yaml": FAILING_TEMPLATE})
+    with pytest.raises(DeployError) as failed:
+        harness.deploy(ws)
+    message = str(failed.value)
+    assert "Bad (AWS::Lambda::Function)" in message
+    assert "ROLLBACK_COMPLETE" in message
+    assert "console.aws.amazon.com/cloudformation" in failed.value.details
+    first_id = stack(sandbox, "shop-api-dev")["StackId"]
+    assert stack(sandbox, "shop-api-dev")["StackStatus"] == "ROLLBACK_COMPLETE"
+
+    harness.workspace("api", {"template.yaml": SSM_TEMPLATE})
+    result = harness.deploy(ws, checksum="c2")
+    assert result.changed is True
+    assert result.stack_id != first_id
+    assert "ROLLBACK_COMPLETE: the stack was never created" in harness.log
+    assert stack(sandbox, "shop-api-dev")["StackStatus"] == "CREATE_COMPLETE"
+
+
+def test_destroy_deletes_the_stack_and_a_gone_stack_is_success(sandbox: Any,
+                                                               harness: Harness) -> None:
+    ws = harness.workspace("api", {"template.yaml": SSM_TEMPLATE})
+    harness.deploy(ws)
+
+    result = harness.destroy("api")
+    assert result.changed is True
+    names = [s["StackName"] for s in cfn(sandbox).list_stacks(
+        StackStatusFilter=["CREATE_COMPLETE", "UPDATE_COMPLETE"])["StackSummaries"]]
+    assert "shop-api-dev" not in names
+    with pytest.raises(Exception, match="does not exist"):
+        cfn(sandbox).describe_stacks(StackName="shop-api-dev")
+
+    again = harness.destroy("api")
+    assert again.changed is False
+    assert again.message == "already gone"
+
+
+def test_outputs_feed_a_dependent_stack(sandbox: Any, harness: Harness) -> None:
+    shared = harness.workspace("shared", {"template.yaml": SSM_TEMPLATE})
+    shared_result = harness.deploy(shared)
+
+    api = harness.workspace("api", {"template.yaml": SSM_TEMPLATE},
+                            parameters={"Value": "from ${shared.ParamName}"},
+                            depends_on=("shared",))
+    harness.deploy(api, outputs={"shared": dict(shared_result.outputs)})
+    value = sandbox.client("ssm").get_parameter(Name="/shop-api-dev/value")["Parameter"]["Value"]
+    assert value == "from /shop-shared-dev/value"
+
+
+def test_missing_dependency_output_is_a_clear_error(sandbox: Any, harness: Harness) -> None:
+    api = harness.workspace("api", {"template.yaml": SSM_TEMPLATE},
+                            parameters={"Value": "${shared.Nope}"}, depends_on=("shared",))
+    with pytest.raises(DeployError, match="'shared' has no output 'Nope'"):
+        harness.deploy(api, outputs={"shared": {"ParamName": "x"}})
+
+
+def test_stacks_in_two_regions_are_kept_apart(sandbox: Any, harness: Harness) -> None:
+    ws = harness.workspace("api", {"template.yaml": SSM_TEMPLATE},
+                           parameters={"Value": "${region}"})
+    west = harness.deploy(ws, region="eu-west-1")
+    east = harness.deploy(ws, region="us-east-1")
+
+    assert west.outputs["Region"] == "eu-west-1"
+    assert east.outputs["Region"] == "us-east-1"
+    assert west.stack_id != east.stack_id
+    assert ":us-east-1:" in str(east.stack_id)
+
+    harness.destroy("api", region="us-east-1")
+    assert stack(sandbox, "shop-api-dev", "eu-west-1")["StackStatus"] == "CREATE_COMPLETE"
+    with pytest.raises(Exception, match="does not exist"):
+        cfn(sandbox, "us-east-1").describe_stacks(StackName="shop-api-dev")
+
+
+def test_template_syntax_error_names_file_and_line_and_touches_nothing(
+        sandbox: Any, harness: Harness) -> None:
+    broken = SSM_TEMPLATE.replace("      Type: String\n      Value: !Ref Value",
+                                  "      Type: String\n     Value: [unclosed")
+    ws = harness.workspace("api", {"template.yaml": broken})
+    with pytest.raises(DeployError) as failed:
+        harness.deploy(ws)
+    assert failed.value.exit_code == 1
+    assert str(failed.value).startswith("services/api/template.yaml, line 13:")
+    assert cfn(sandbox).list_stacks()["StackSummaries"] == []
+    assert sandbox.client("s3").list_buckets()["Buckets"] == []
+
+
+def test_unknown_parameter_is_refused_before_aws(sandbox: Any, harness: Harness) -> None:
+    ws = harness.workspace("api", {"template.yaml": SSM_TEMPLATE}, parameters={"Nope": "x"})
+    with pytest.raises(DeployError, match="Nope are set in .* but not declared"):
+        harness.deploy(ws)
+    assert cfn(sandbox).list_stacks()["StackSummaries"] == []
+
+
+# ----------------------------------------------------------------------------- packaging
+
+
+def test_lambda_code_is_packaged_once_and_not_uploaded_again(sandbox: Any,
+                                                             harness: Harness) -> None:
+    ws = harness.workspace("fn", {"template.yaml": LAMBDA_TEMPLATE,
+                                  "src/app.py": "def handler(event, context):\n    return 1\n"})
+    first = harness.deploy(ws)
+    assert "FunctionArn" in first.outputs
+    bucket = f"mila-artifacts-{sandbox.account_id}-eu-west-1"
+    s3 = sandbox.client("s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert len(keys) == 1 and keys[0].startswith("shop/") and keys[0].endswith(".zip")
+    assert "uploaded s3://" in harness.log
+
+    # a new deployer (a new run), the same sources: nothing is uploaded again
+    harness.deployer = StackDeployer("cloudformation", harness.config, poll_initial=0.01,
+                                     poll_max=0.1)
+    again = harness.deploy(ws, checksum="c2")
+    assert "already uploaded" in harness.log
+    versions = s3.list_object_versions(Bucket=bucket)["Versions"]
+    assert len(versions) == 1
+    assert again.outputs == first.outputs
+
+    # the bucket is secured like the state bucket
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert all(block.values())
+
+    # changed code: a new object under a new key, and the function points at it
+    (harness.root / "services/fn/src/app.py").write_text("def handler(e, c):\n    return 2\n")
+    harness.deploy(ws, checksum="c3")
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
+    assert len(keys) == 2
+    code = sandbox.client("lambda").get_function(FunctionName=first.outputs["FunctionArn"])
+    assert code["Configuration"]["CodeSha256"]
+
+
+def test_packaging_is_deterministic_across_deploys(sandbox: Any, harness: Harness) -> None:
+    ws = harness.workspace("fn", {"template.yaml": LAMBDA_TEMPLATE,
+                                  "src/app.py": "def handler(event, context):\n    return 1\n",
+                                  "src/lib/util.py": "X = 1\n"})
+    harness.deploy(ws)
+    bucket = f"mila-artifacts-{sandbox.account_id}-eu-west-1"
+    s3 = sandbox.client("s3")
+    (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    first = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    # the same sources somewhere else, touched later: the same bytes
+    other = Harness(harness.root.parent / "clone")
+    other.workspace("fn", {"template.yaml": LAMBDA_TEMPLATE,
+                           "src/lib/util.py": "X = 1\n",
+                           "src/app.py": "def handler(event, context):\n    return 1\n"})
+    from mila_cloudformation.packaging import deterministic_zip
+
+    assert deterministic_zip(other.root / "services/fn/src") == first
+
+
+def test_configured_artifacts_bucket_is_used_as_it_is(sandbox: Any, harness: Harness) -> None:
+    s3 = sandbox.client("s3")
+    s3.create_bucket(Bucket="my-artifacts-eu-west-1",
+                     CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    harness.config = ProjectConfig(root=harness.root, config_file="mila.toml", name=PROJECT,
+                                   default_region="eu-west-1", workspaces=("services/*",),
+                                   state=StateConfig("local"),
+                                   artifacts_bucket="my-artifacts-${region}")
+    harness.deployer = StackDeployer("cloudformation", harness.config, poll_initial=0.01,
+                                     poll_max=0.1)
+    ws = harness.workspace("fn", {"template.yaml": LAMBDA_TEMPLATE, "src/app.py": "x = 1\n"})
+    harness.deploy(ws)
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["my-artifacts-eu-west-1"]
+    assert len(s3.list_objects_v2(Bucket="my-artifacts-eu-west-1")["Contents"]) == 1
+
+    east = harness.workspace("fn", {})
+    with pytest.raises(DeployError, match="'my-artifacts-us-east-1'.*does not exist"):
+        harness.deploy(east, region="us-east-1")
+
+
+def test_missing_local_path_is_a_clear_error(sandbox: Any, harness: Harness) -> None:
+    ws = harness.workspace("fn", {"template.yaml": LAMBDA_TEMPLATE})
+    with pytest.raises(DeployError, match=r"Fn\.Code refers to 'src/', which does not exist"):
+        harness.deploy(ws)
+
+
+# ----------------------------------------------------------------------------- SAM
+
+
+def test_sam_template_goes_through_a_change_set_with_its_transform(sandbox: Any,
+                                                                  tmp_path: Path) -> None:
+    harness = Harness(tmp_path / "repo", "sam")
+    ws = harness.workspace("fn", {"template.yaml": SAM_TEMPLATE,
+                                  "src/app.py": "def handler(event, context):\n    return 1\n"},
+                           deployer="sam")
+    result = harness.deploy(ws)
+
+    assert result.changed is True
+    assert result.outputs["FunctionName"]
+    resources = cfn(sandbox).describe_stack_resources(StackName="shop-fn-dev")["StackResources"]
+    types = {r["ResourceType"] for r in resources}
+    assert "AWS::Lambda::Function" in types and "AWS::IAM::Role" in types
+    # the template CloudFormation holds still has the transform: the server expanded it
+    original = cfn(sandbox).get_template(StackName="shop-fn-dev",
+                                         TemplateStage="Original")["TemplateBody"]
+    assert "AWS::Serverless-2016-10-31" in str(original)
+    assert "s3://mila-artifacts-" in str(original)
+    function = sandbox.client("lambda").get_function(FunctionName=result.outputs["FunctionName"])
+    assert function["Configuration"]["Handler"] == "app.handler"
+
+    again = harness.deploy(ws)
+    assert again.changed is False
