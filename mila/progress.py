@@ -111,7 +111,10 @@ class ProgressView:
                 elapsed = ""
                 if row["start"] is not None:
                     elapsed = f"{(row['end'] or now) - row['start']:.0f}s"
-                t.add_row(icon, a.service, a.region, a.kind.value, Text(row["phase"]),
+                phase = Text(row["phase"])
+                if row["message"]:
+                    phase.append(f"  {row['message'][:80]}", style="dim")
+                t.add_row(icon, a.service, a.region, a.kind.value, phase,
                           Text(elapsed, style="dim"))
         return t
 
