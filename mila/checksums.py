@@ -246,7 +246,7 @@ def deploy_checksum(project: Project, base: Checksum, service: Workspace, enviro
                                           "inputs": inputs}))
     manifest = {**base.manifest, "checksum": checksum, "base_checksum": base.checksum,
                 "inputs": inputs, "environment": environment, "region": region}
-    return Checksum(base.name, checksum, frozen_mapping(manifest))
+    return Checksum(base.name, checksum, manifest)  # a dict: state backends json.dumps it
 
 
 def checksum_inputs(project: Project, service: Workspace, environment: str,

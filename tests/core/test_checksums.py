@@ -186,7 +186,7 @@ def test_names_select_a_workspace_and_what_it_needs(repo) -> None:
 
 def test_manifest_is_json_with_no_absolute_path(repo) -> None:
     c = workspace_checksums(repo.project())["api"]
-    text = json.dumps(dict(c.manifest))
+    text = json.dumps(c.manifest)
     assert str(repo.root) not in text and str(repo.root.parent) not in text
     assert c.manifest["checksum"] == c.checksum
     parts = c.manifest["parts"]
@@ -217,7 +217,7 @@ def test_inputs_are_folded_in_hashed_and_named_by_plugin(repo, monkeypatch) -> N
     assert eu.checksum != base["api"].checksum and eu.checksum != us.checksum
     assert deploy_checksum(project, base["web"], web, "dev", "eu-west-1").checksum \
         == base["web"].checksum
-    text = json.dumps(dict(eu.manifest))
+    text = json.dumps(eu.manifest)  # as state backends store it
     assert secret not in text
     assert set(eu.manifest["inputs"]) == {"mila_hashtest:Token", "mila_hashtest:Region"}
     assert explain(eu.manifest, us.manifest) == ["input mila_hashtest:Region changed"]

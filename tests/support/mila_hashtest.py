@@ -51,6 +51,19 @@ def mila_checksum_inputs(service, environment, region):
     return INPUTS(service.name, environment, region)
 
 
+def no_opinion(service: str, region: str) -> str | None:
+    return None
+
+
+#: (service name, region) -> "deploy" | "no_changes" | None; tests monkeypatch it
+DETECT: Callable[[str, str], str | None] = no_opinion
+
+
+@hookimpl
+def mila_detect_change(service, environment, region, current, previous):
+    return DETECT(service.name, region)
+
+
 ROOT_TOML = """\
 {src}[project]
 name = "shop"
