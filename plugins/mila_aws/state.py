@@ -23,6 +23,7 @@ Bucket: versioned, encrypted, public access blocked, non-TLS requests denied; ma
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -129,6 +130,18 @@ def _n(value: float) -> dict[str, str]:
     return {"N": repr(float(value))}
 
 
+TRANSACT_ATTEMPTS = 6
+
+
+def _with_current_time(item: dict[str, Any]) -> dict[str, Any]:
+    """A transaction item whose ``:now`` (lease expiry checks) is the current time again."""
+    ((op, body),) = item.items()
+    values = body.get("ExpressionAttributeValues")
+    if not values or ":now" not in values:
+        return item
+    return {op: {**body, "ExpressionAttributeValues": {**values, ":now": _n(time.time())}}}
+
+
 class _Cancelled(Exception):
     """A transaction was cancelled; ``codes[i]`` is the reason of its i-th item (``None``: ok),
     ``items[i]`` the item as it was when an item asked for ``ReturnValuesOnConditionCheckFailure``."""
@@ -199,8 +212,21 @@ class AwsState:
                              ) from None
 
     def _transact(self, items: list[dict[str, Any]], what: str) -> None:
-        with self._calls(what):
-            self._ddb().transact_write_items(TransactItems=items)
+        """One ``TransactWriteItems``; retried (it applied nothing) while DynamoDB cancels it
+        only for ``TransactionConflict`` — another transaction touching the same items, which
+        AWS reports instead of serialising, and which botocore does not retry."""
+        for attempt in range(TRANSACT_ATTEMPTS):
+            try:
+                with self._calls(what):
+                    self._ddb().transact_write_items(TransactItems=items)
+                return
+            except _Cancelled as exc:
+                conflict = "TransactionConflict" in exc.codes and \
+                    "ConditionalCheckFailed" not in exc.codes
+                if not conflict or attempt == TRANSACT_ATTEMPTS - 1:
+                    raise
+                time.sleep(random.uniform(0, 0.02 * 2 ** attempt))
+                items = [_with_current_time(item) for item in items]
 
     def _meta_check(self, environment: str) -> dict[str, Any]:
         """A transaction item: the environment exists and is not being deleted."""

@@ -164,3 +164,45 @@ def test_tls_statement_denies_plain_http(aws: AwsState) -> None:
     assert statement["Effect"] == "Deny"
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert "arn:aws:s3:::shop-mila-checksums/*" in statement["Resource"]
+
+
+def test_transaction_conflicts_are_retried(aws: AwsState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AWS cancels a transaction that races another on the same item with TransactionConflict
+    (moto never does): mila retries it, with a fresh lease-expiry check."""
+    from botocore.exceptions import ClientError
+
+    aws.init()
+    aws.create_environment("dev", [REGION], "alice")
+    lock = aws.acquire_lock("dev", "api", REGION, make_owner(), timedelta(minutes=5))
+    real = aws._ddb()
+    sent: list[list[dict[str, Any]]] = []
+
+    class Conflicting:
+        def __init__(self, conflicts: int) -> None:
+            self.conflicts = conflicts
+
+        def transact_write_items(self, TransactItems: list[dict[str, Any]]) -> Any:
+            sent.append(TransactItems)
+            if self.conflicts:
+                self.conflicts -= 1
+                raise ClientError({"Error": {"Code": "TransactionCanceledException",
+                                             "Message": "conflict"},
+                                   "CancellationReasons": [{"Code": "None"},
+                                                           {"Code": "TransactionConflict"},
+                                                           {"Code": "None"}]},
+                                  "TransactWriteItems")
+            return real.transact_write_items(TransactItems=TransactItems)
+
+    fake = Conflicting(2)
+    monkeypatch.setattr(aws, "_ddb", lambda: fake)
+    aws.put_record(make_record("dev", "api", REGION), lock)
+    assert len(sent) == 3
+    now = [items[1]["ConditionCheck"]["ExpressionAttributeValues"][":now"]["N"] for items in sent]
+    assert float(now[2]) >= float(now[0])
+    monkeypatch.setattr(aws, "_ddb", lambda: real)
+    assert len(aws.records("dev")) == 1
+
+    always = Conflicting(100)
+    monkeypatch.setattr(aws, "_ddb", lambda: always)
+    with pytest.raises(StateError):
+        aws.put_record(make_record("dev", "api", REGION, checksum="x"), lock)
