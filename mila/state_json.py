@@ -40,6 +40,16 @@ def str_to_dt(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+def plain(value: Any) -> Any:
+    """``value`` with every mapping a dict and every tuple a list (read-only mappings from
+    :mod:`mila.model` included), ready for ``json.dumps``."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 

@@ -38,7 +38,16 @@ from mila.errors import (
     StateError,
     StateNotInitialized,
 )
-from mila.model import ActionKind, HistoryEntry, Lock, LockOwner, Record, Status, utcnow
+from mila.model import (
+    ActionKind,
+    HistoryEntry,
+    Lock,
+    LockOwner,
+    Record,
+    Status,
+    frozen_mapping,
+    utcnow,
+)
 from mila.protocols import StateBackend
 
 __all__ = ["StateBackendContract", "make_owner", "make_record"]
@@ -410,8 +419,11 @@ class StateBackendContract:
         assert isinstance(key, str) and key
         assert backend.get_manifest(env, "api", self.region) == manifest
         assert backend.get_manifest(env, "api", self.other_region) is None
-        backend.put_manifest(env, "api", self.region, {"checksum": "new"})
-        assert backend.get_manifest(env, "api", self.region) == {"checksum": "new"}
+        # read-only mappings (as frozen model values hold them) are stored as plain JSON
+        backend.put_manifest(env, "api", self.region, frozen_mapping(
+            {"checksum": "new", "files": frozen_mapping({"a": "1"}), "order": ("x", "y")}))
+        assert backend.get_manifest(env, "api", self.region) == \
+            {"checksum": "new", "files": {"a": "1"}, "order": ["x", "y"]}
 
     # ------------------------------------------------------------------ concurrency
 

@@ -48,6 +48,7 @@ from mila.state_json import (
     history_to_dict,
     lock_from_dict,
     lock_to_dict,
+    plain,
     record_from_dict,
     record_to_dict,
 )
@@ -690,7 +691,7 @@ class AwsState:
                      manifest: Mapping[str, Any]) -> str:
         self._require_environment(environment)
         key = manifest_key(environment, service, region)
-        body = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+        body = json.dumps(plain(manifest), sort_keys=True, separators=(",", ":")).encode()
         with self._calls(f"writing s3://{self.bucket}/{key}"):
             self._s3().put_object(Bucket=self.bucket, Key=key, Body=body,
                                   ContentType="application/json")

@@ -39,6 +39,7 @@ from mila.state_json import (
     history_to_dict,
     lock_from_dict,
     lock_to_dict,
+    plain,
     record_from_dict,
     record_to_dict,
 )
@@ -341,7 +342,7 @@ class LocalState:
         with self._write() as conn:
             self._env_row(conn, environment)
             conn.execute("INSERT OR REPLACE INTO manifests VALUES (?, ?, ?, ?)",
-                         (environment, service, region, json.dumps(manifest, sort_keys=True)))
+                         (environment, service, region, json.dumps(plain(manifest), sort_keys=True)))
         return key
 
     def get_manifest(self, environment: str, service: str, region: str) -> Mapping[str, Any] | None:
