@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 SANDBOX_ACCOUNT = "123456789012"
 SANDBOX_REGION = "eu-west-1"
@@ -37,6 +38,10 @@ class SandboxHandle:
     account_id: str = SANDBOX_ACCOUNT
     region: str = SANDBOX_REGION
     _reset: Callable[[], None] = field(default=lambda: None, repr=False, compare=False)
+    _clients: dict[tuple[str, str], object] = field(default_factory=dict, repr=False,
+                                                     compare=False)
+    _clients_lock: threading.Lock = field(default_factory=threading.Lock, repr=False,
+                                          compare=False)
 
     def reset(self) -> None:
         """Empty every service (~20 ms)."""
@@ -48,8 +53,23 @@ class SandboxHandle:
                 "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": self.region,
                 "MILA_SANDBOX": "1"}
 
-    def client(self, service: str, region: str | None = None) -> object:
-        """A boto3 client talking to this server (whatever the environment says)."""
+    def client(self, service: str, region: str | None = None) -> Any:
+        """A boto3 client talking to this server whatever the environment says (one per
+        service and region, shared: botocore clients are thread-safe)."""
+        key = (service, region or self.region)
+        with self._clients_lock:
+            if key not in self._clients:
+                import boto3
+
+                made = boto3.session.Session().client(
+                    service, region_name=key[1], endpoint_url=self.endpoint_url,
+                    aws_access_key_id="testing", aws_secret_access_key="testing")
+                made.exceptions  # noqa: B018 - built lazily without a lock; build it now
+                self._clients[key] = made
+            return self._clients[key]
+
+    def new_client(self, service: str, region: str | None = None) -> Any:
+        """A client of its own (for tests that need one per thread)."""
         import boto3
 
         return boto3.session.Session().client(

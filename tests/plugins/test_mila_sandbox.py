@@ -55,7 +55,7 @@ def race_conditional_puts(handle: SandboxHandle, threads: int, rounds: int) -> l
     ddb.create_table(TableName="race", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
                      AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
                      BillingMode="PAY_PER_REQUEST")
-    clients = [handle.client("dynamodb") for _ in range(threads)]
+    clients = [handle.new_client("dynamodb") for _ in range(threads)]
     winners: list[int] = []
     for round_ in range(rounds):
         barrier = threading.Barrier(threads)
