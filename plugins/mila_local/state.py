@@ -87,7 +87,7 @@ class LocalState:
                                    check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA synchronous = NORMAL")
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             raise StateError(f"cannot open the local state {self.path}: {exc}") from None
         return conn
 
@@ -110,7 +110,7 @@ class LocalState:
         try:
             conn.execute("BEGIN")
             yield conn
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             raise self._error(exc) from None
         finally:
             if conn.in_transaction:
@@ -122,11 +122,11 @@ class LocalState:
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             raise self._error(exc) from None
         try:
             yield conn
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             conn.execute("ROLLBACK")
             raise self._error(exc) from None
         except BaseException:
@@ -135,7 +135,7 @@ class LocalState:
         else:
             conn.execute("COMMIT")
 
-    def _error(self, exc: sqlite3.OperationalError) -> StateError:
+    def _error(self, exc: sqlite3.DatabaseError) -> StateError:
         if "no such table" in str(exc):
             return StateNotInitialized(self.location())
         return StateError(f"local state {self.path}: {exc}")
@@ -159,6 +159,9 @@ class LocalState:
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                          (str(SCHEMA_VERSION),))
             conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"cannot create the local state in {self.path}: {exc}",
+                             hint="move that file away if it is not mila's") from None
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

@@ -38,3 +38,16 @@ def test_backend_registered_through_the_plugin(project, run_mila) -> None:  # ty
     state = load_project(project.root).state
     assert isinstance(state, LocalState)
     assert state.path == project.root / ".mila" / "state.db"
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    from mila.errors import StateError
+
+    path = tmp_path / ".mila" / "state.db"
+    path.parent.mkdir()
+    path.write_text("not sqlite " * 100)
+    state = LocalState(path)
+    with pytest.raises(StateError, match="state.db"):
+        state.init()
+    with pytest.raises(StateError, match="state.db"):
+        state.list_environments()
