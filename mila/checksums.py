@@ -10,8 +10,10 @@ canonical (sorted-key, compact) JSON document of named parts:
 ``project``       the root settings that reach every stack: the project name (stack prefix) and
                   the artifacts bucket;
 ``files``         the workspace's files, relative to its folder, honouring its ``src`` globs,
-                  each with its git object id from the hasher;
-``root_files``    the files matched by the root ``src`` globs (lockfiles…), relative to the root;
+                  each with its git object id from the hasher (in the hashed document as the
+                  digest of the listing, see :func:`listing_digest`; in the manifest in full);
+``root_files``    the files matched by the root ``src`` globs (lockfiles…), relative to the root,
+                  likewise;
 ``dependencies``  the base checksum of every workspace it depends on, transitively.
 
 No absolute path, mtime, host name or dict order reaches the document, so the same tree gives
@@ -74,9 +76,17 @@ class RevisionReader(Protocol):
 
 
 def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no spaces, UTF-8; TOML dates and other odd values as strings."""
+    """Sorted keys, no spaces, UTF-8; TOML dates and other odd values as strings. File names
+    that are not UTF-8 (decoded with ``surrogateescape``) come back as their own bytes."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=str).encode("utf-8")
+                      default=str).encode("utf-8", "surrogateescape")
+
+
+def listing_digest(files: Mapping[str, str]) -> str:
+    """sha256 of ``path NUL digest NUL`` for each file, sorted by path: unambiguous (a path
+    holds no NUL, a digest is hex) and much cheaper than the same data as JSON."""
+    text = "".join(f"{p}\0{files[p]}\0" for p in sorted(files))
+    return sha256_hex(text.encode("utf-8", "surrogateescape"))
 
 
 def sha256_hex(data: bytes) -> str:
@@ -147,10 +157,14 @@ def select_files(paths: Sequence[str], patterns: Sequence[str]) -> list[str]:
     return sorted(chosen)
 
 
-def _under(paths: Sequence[str], prefix: str) -> Sequence[str]:
-    """The sorted paths that start with ``prefix`` (a folder ending in ``/``)."""
+def _bounds(paths: Sequence[str], prefix: str) -> tuple[int, int]:
+    """The slice of the sorted ``paths`` that start with ``prefix`` (a folder ending in ``/``)."""
     lo = bisect.bisect_left(paths, prefix)
-    hi = bisect.bisect_left(paths, prefix[:-1] + "0")  # "0" sorts right after "/"
+    return lo, bisect.bisect_left(paths, prefix[:-1] + "0", lo)  # "0" sorts right after "/"
+
+
+def _under(paths: Sequence[str], prefix: str) -> Sequence[str]:
+    lo, hi = _bounds(paths, prefix)
     return paths[lo:hi]
 
 
@@ -181,6 +195,7 @@ def compute_checksums(graph: WorkspaceGraph, digests: Mapping[str, str], config:
     """The base checksums of ``names`` (default: all) and their dependencies, from a digest
     map (``{root-relative path: object id}``) — the working tree's or a revision's."""
     paths = sorted(digests)
+    values = [digests[p] for p in paths]
     if names is None:
         needed = set(graph.workspaces)
     else:
@@ -189,6 +204,7 @@ def compute_checksums(graph: WorkspaceGraph, digests: Mapping[str, str], config:
             needed.add(name)
             needed.update(graph.dependencies(name, transitive=True))
     root_files = {p: digests[p] for p in select_files(paths, config.src)} if config.src else {}
+    root_listing = listing_digest(root_files)
     project_part = {"name": config.name, "artifacts_bucket": config.artifacts_bucket}
 
     out: dict[str, Checksum] = {}
@@ -202,11 +218,14 @@ def compute_checksums(graph: WorkspaceGraph, digests: Mapping[str, str], config:
             "deployer": ({"name": ws.deployer, "version": deployer_version(ws.deployer)}
                          if ws.is_service and ws.deployer else None),
             "project": project_part,
-            "files": workspace_files(ws, paths, digests),
+            "files": workspace_files(ws, paths, values),
             "root_files": root_files,
             "dependencies": {d: out[d].checksum for d in deps},
         }
-        checksum = sha256_hex(canonical_json({"format": FORMAT, "parts": parts}))
+        # file lists enter the document as the digest of their listing: canonical JSON of
+        # 30,000 paths took most of the time, and the root listing is the same for everyone
+        hashed = {**parts, "files": listing_digest(parts["files"]), "root_files": root_listing}
+        checksum = sha256_hex(canonical_json({"format": FORMAT, "parts": hashed}))
         out[name] = Checksum(name, checksum, {"format": FORMAT, "name": name, "kind": ws.kind,
                                               "path": ws.path, "checksum": checksum,
                                               "parts": parts})
@@ -219,16 +238,18 @@ def workspace_config(ws: Workspace) -> dict[str, Any]:
             "src": list(ws.src), "settings": json.loads(canonical_json(dict(ws.settings)))}
 
 
-def workspace_files(ws: Workspace, paths: Sequence[str], digests: Mapping[str, str]) -> dict[str, str]:
-    """``{path relative to the workspace: digest}`` of its files, honouring its ``src`` globs."""
+def workspace_files(ws: Workspace, paths: Sequence[str], values: Sequence[str]) -> dict[str, str]:
+    """``{path relative to the workspace: digest}`` of its files, honouring its ``src`` globs;
+    ``paths`` are all root-relative paths, sorted, and ``values`` their digests."""
     prefix = "" if ws.path in ("", ".") else ws.path.rstrip("/") + "/"
-    inside = _under(paths, prefix) if prefix else paths
+    lo, hi = _bounds(paths, prefix) if prefix else (0, len(paths))
     cut = len(prefix)
+    files = {p[cut:]: d for p, d in zip(paths[lo:hi], values[lo:hi], strict=True)}
     # its own mila.toml is hashed as parsed config (``config``): a comment changes nothing
-    rel = [p[cut:] for p in inside if p[cut:] != "mila.toml"]
-    if ws.src:
-        rel = select_files(rel, ws.src)
-    return {r: digests[prefix + r] for r in rel}
+    files.pop("mila.toml", None)
+    if ws.src:  # the keys are still sorted: the common prefix was cut from sorted paths
+        files = {r: files[r] for r in select_files(list(files), ws.src)}
+    return files
 
 
 # --------------------------------------------------------------------------- per deployment
