@@ -427,8 +427,12 @@ class StackDeployer:
             code = _code(exc)
             if not code:
                 raise
+            hint = None
+            if code == "InsufficientCapabilitiesException":
+                hint = ("allow it in the service's mila.toml: capabilities = "
+                        '["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]')
             raise DeployError(f"stack {name} in {context.region}: {code}: {_message(exc)}",
-                              details=repr(exc)) from None
+                              details=repr(exc), hint=hint) from None
 
     def parameters(self, action: Action, context: DeployContext, ws: Workspace,
                    template: Template) -> dict[str, str]:

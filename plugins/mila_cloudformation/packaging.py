@@ -177,7 +177,7 @@ def _set(properties: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
 class LocalArtifact:
     """A property of a resource that names a local path."""
 
-    resource: str
+    resource: str  # a logical id, or "Globals.Function"
     rule: Rule
     value: str  # as written ("." when the property was missing)
 
@@ -185,11 +185,24 @@ class LocalArtifact:
     def where(self) -> str:
         return f"{self.resource}.{'.'.join(self.rule.path)}"
 
+    def properties(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The mapping of ``body`` that holds the property."""
+        if self.resource == GLOBALS_FUNCTION:
+            return body["Globals"]["Function"]  # type: ignore[no-any-return]
+        return body["Resources"][self.resource].setdefault("Properties", {})  # type: ignore[no-any-return]
+
+
+GLOBALS_FUNCTION = "Globals.Function"
+#: SAM's ``Globals: Function: CodeUri`` is packaged like a function's own ``CodeUri``.
+GLOBALS_RULE = Rule("Globals", ("CodeUri",), "url", force_zip=True)
+
 
 def local_artifacts(body: dict[str, Any]) -> list[LocalArtifact]:
     """Every property of ``body`` that names a local path, in template order."""
     globals_code = _get(body.get("Globals") or {}, ("Function", "CodeUri"))
     found: list[LocalArtifact] = []
+    if _is_local(globals_code):
+        found.append(LocalArtifact(GLOBALS_FUNCTION, GLOBALS_RULE, globals_code))
     for name, resource in (body.get("Resources") or {}).items():
         if not isinstance(resource, dict):
             continue
@@ -424,8 +437,7 @@ def package_template(body: dict[str, Any], folder: Path, root: Path, store: Arti
         return built[(source, force_zip)]
 
     for artifact in artifacts:
-        resource = packaged["Resources"][artifact.resource]
-        properties = resource.setdefault("Properties", {})
+        properties = artifact.properties(packaged)
         rule = artifact.rule
         if rule.form == "template":
             key = _package_nested(artifact.value, folder, root, store, artifact.where, depth, log)

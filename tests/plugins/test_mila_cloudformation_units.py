@@ -376,6 +376,20 @@ def test_package_template_rewrites_every_local_path(tmp_path: Path) -> None:
     assert len(store.reused) >= 7
 
 
+def test_sam_globals_code_uri_is_packaged(tmp_path: Path) -> None:
+    folder = _write(tmp_path / "svc", {
+        "template.yaml": "Transform: AWS::Serverless-2016-10-31\nGlobals:\n  Function:\n"
+                         "    CodeUri: src/\nResources:\n  F:\n    Type: AWS::Serverless::Function\n"
+                         "    Properties:\n      Handler: a.b\n",
+        "src/a.py": "x = 1\n"})
+    template = load_template(folder / "template.yaml", tmp_path)
+    assert [a.where for a in local_artifacts(template.body)] == ["Globals.Function.CodeUri"]
+    store = ArtifactStore(MemoryS3(), "bkt", "eu-west-1", prefix="shop", owned=False)
+    packaged, _ = package_template(template.body, folder, tmp_path, store)
+    assert packaged["Globals"]["Function"]["CodeUri"].startswith("s3://bkt/shop/")
+    assert "CodeUri" not in packaged["Resources"]["F"]["Properties"]  # the global applies
+
+
 def test_missing_local_path_names_resource_and_property(tmp_path: Path) -> None:
     folder = _write(tmp_path / "svc", {"template.yaml": "Resources:\n  F:\n    Type: "
                                                         "AWS::Lambda::Function\n    Properties:\n"
