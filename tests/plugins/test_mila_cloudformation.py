@@ -155,8 +155,15 @@ def harness(sandbox: Any, tmp_path: Path) -> Harness:
     return Harness(tmp_path / "repo")
 
 
+def aws(service: str, region: str = "eu-west-1") -> Any:
+    """A client of the sandbox (the environment points at it), cached like mila's own."""
+    from mila_aws.session import client
+
+    return client(service, region)
+
+
 def cfn(sandbox: Any, region: str = "eu-west-1") -> Any:
-    return sandbox.client("cloudformation", region)
+    return aws("cloudformation", region)
 
 
 def stack(sandbox: Any, name: str, region: str = "eu-west-1") -> dict[str, Any]:
@@ -186,7 +193,7 @@ def test_create_returns_outputs_and_tags_the_stack(sandbox: Any, harness: Harnes
     tags = {t["Key"]: t["Value"] for t in described["Tags"]}
     assert tags == {"mila:project": "shop", "mila:env": "dev", "mila:service": "api",
                     "mila:checksum": "abc123", "team": "web"}
-    ssm = sandbox.client("ssm")
+    ssm = aws("ssm")
     assert ssm.get_parameter(Name=f"/{name}/value")["Parameter"]["Value"] == "v-dev-eu-west-1"
     # the changes and the events went to the action log; progress went to report()
     assert "Add Param (AWS::SSM::Parameter)" in harness.log
@@ -206,7 +213,7 @@ def test_update_changes_the_stack_in_place(sandbox: Any, harness: Harness) -> No
     assert second.stack_id == first.stack_id
     assert stack(sandbox, "shop-api-dev")["StackStatus"] == "UPDATE_COMPLETE"
     assert "Modify Param (AWS::SSM::Parameter)" in harness.log
-    value = sandbox.client("ssm").get_parameter(Name="/shop-api-dev/value")["Parameter"]["Value"]
+    value = aws("ssm").get_parameter(Name="/shop-api-dev/value")["Parameter"]["Value"]
     assert value == "one-two"
 
 
@@ -336,7 +343,7 @@ def test_outputs_feed_a_dependent_stack(sandbox: Any, harness: Harness) -> None:
                             parameters={"Value": "from ${shared.ParamName}"},
                             depends_on=("shared",))
     harness.deploy(api, outputs={"shared": dict(shared_result.outputs)})
-    value = sandbox.client("ssm").get_parameter(Name="/shop-api-dev/value")["Parameter"]["Value"]
+    value = aws("ssm").get_parameter(Name="/shop-api-dev/value")["Parameter"]["Value"]
     assert value == "from /shop-shared-dev/value"
 
 
@@ -374,7 +381,7 @@ def test_template_syntax_error_names_file_and_line_and_touches_nothing(
     assert failed.value.exit_code == 1
     assert str(failed.value).startswith("services/api/template.yaml, line 13:")
     assert cfn(sandbox).list_stacks()["StackSummaries"] == []
-    assert sandbox.client("s3").list_buckets()["Buckets"] == []
+    assert aws("s3").list_buckets()["Buckets"] == []
 
 
 def test_unknown_parameter_is_refused_before_aws(sandbox: Any, harness: Harness) -> None:
@@ -394,7 +401,7 @@ def test_lambda_code_is_packaged_once_and_not_uploaded_again(sandbox: Any,
     first = harness.deploy(ws)
     assert "FunctionArn" in first.outputs
     bucket = f"mila-artifacts-{sandbox.account_id}-eu-west-1"
-    s3 = sandbox.client("s3")
+    s3 = aws("s3")
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
     assert len(keys) == 1 and keys[0].startswith("shop/") and keys[0].endswith(".zip")
     assert "uploaded s3://" in harness.log
@@ -420,7 +427,7 @@ def test_lambda_code_is_packaged_once_and_not_uploaded_again(sandbox: Any,
     harness.deploy(ws, checksum="c3")
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"])
     assert len(keys) == 2
-    code = sandbox.client("lambda").get_function(FunctionName=first.outputs["FunctionArn"])
+    code = aws("lambda").get_function(FunctionName=first.outputs["FunctionArn"])
     assert code["Configuration"]["CodeSha256"]
 
 
@@ -430,7 +437,7 @@ def test_packaging_is_deterministic_across_deploys(sandbox: Any, harness: Harnes
                                   "src/lib/util.py": "X = 1\n"})
     harness.deploy(ws)
     bucket = f"mila-artifacts-{sandbox.account_id}-eu-west-1"
-    s3 = sandbox.client("s3")
+    s3 = aws("s3")
     (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
     first = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
 
@@ -445,7 +452,7 @@ def test_packaging_is_deterministic_across_deploys(sandbox: Any, harness: Harnes
 
 
 def test_configured_artifacts_bucket_is_used_as_it_is(sandbox: Any, harness: Harness) -> None:
-    s3 = sandbox.client("s3")
+    s3 = aws("s3")
     s3.create_bucket(Bucket="my-artifacts-eu-west-1",
                      CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     harness.config = ProjectConfig(root=harness.root, config_file="mila.toml", name=PROJECT,
@@ -491,7 +498,7 @@ def test_sam_template_goes_through_a_change_set_with_its_transform(sandbox: Any,
                                          TemplateStage="Original")["TemplateBody"]
     assert "AWS::Serverless-2016-10-31" in str(original)
     assert "s3://mila-artifacts-" in str(original)
-    function = sandbox.client("lambda").get_function(FunctionName=result.outputs["FunctionName"])
+    function = aws("lambda").get_function(FunctionName=result.outputs["FunctionName"])
     assert function["Configuration"]["Handler"] == "app.handler"
 
     again = harness.deploy(ws)
