@@ -154,7 +154,8 @@ def parse_text(text: str, shown: str) -> dict[str, Any]:
             problem = " ".join(p for p in (exc.context, exc.problem) if p)
             raise DeployError(f"{shown}, line {line}: invalid YAML: {problem} "
                               f"(column {column})",
-                              hint="fix the syntax at the line shown") from None
+                              hint="fix the syntax at the line shown (often its indentation, "
+                                   "or a bracket or quote left open above it)") from None
         except yaml.YAMLError as exc:
             raise DeployError(f"{shown}: invalid YAML template: {exc}",
                               hint="fix the syntax of the template") from None
