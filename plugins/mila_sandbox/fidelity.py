@@ -19,6 +19,7 @@ FIXES: tuple[str, ...] = (
     "cfn_outputs",
     "cfn_capabilities",
     "sam_transform",
+    "cfn_restapi",
     "cfn_stacks",
     "cfn_changesets",
 )

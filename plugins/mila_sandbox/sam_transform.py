@@ -7,19 +7,19 @@ permissions, event rules and an implicit REST API (``ServerlessRestApi``, named 
 stack, from its OpenAPI ``Body``) with deployment and ``Prod`` stage. ``GetTemplate`` returns
 the template as sent (``TemplateStage=Original``, the default) or expanded (``Processed``).
 
-**plain moto**: HTTP 500, or the ``AWS::Serverless::*`` resources silently skipped; and a
-``RestApi`` without ``Name`` (SAM's implicit API) cannot be created.
+**plain moto**: HTTP 500, or the ``AWS::Serverless::*`` resources silently skipped.
 
 **here**: :func:`expand` translates with samtranslator under the server's lock (one request
 at a time — the translator keeps the region in a class attribute,
 ``ArnGenerator.BOTO_SESSION_REGION_NAME``, which is set before every translation). Managed
-policy names resolve from moto's copy of AWS's list, offline. A ``RestApi`` without ``Name``
-takes the title of its ``Body``, as on AWS, or the stack's name.
+policy names resolve from moto's copy of AWS's list, offline. The implicit ``RestApi`` it
+produces is created by :mod:`mila_sandbox.cfn_restapi`.
 """
 
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
@@ -63,18 +63,26 @@ def expand(template: dict[str, Any], parameters: dict[str, Any], region: str,
         raise _validation_error(f"The sandbox only applies the {SAM_TRANSFORM} transform, not "
                                 f"{', '.join(map(str, others))}")
     from samtranslator.model.exceptions import InvalidDocumentException
+    from samtranslator.parser.parser import Parser
     from samtranslator.translator.arn_generator import ArnGenerator
-    from samtranslator.translator.transform import transform as sam_transform
+    from samtranslator.translator.translator import Translator
+    from samtranslator.utils.py27hash_fix import (
+        to_py27_compatible_template,
+        undo_mark_unicode_str_in_template,
+    )
 
-    pseudo = {"AWS::Region": region, "AWS::AccountId": account_id, "AWS::StackName": stack_name,
-              "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com"}
-    values = {**pseudo, **{k: v for k, v in parameters.items()}}
-    for name, declared in (template.get("Parameters") or {}).items():
-        if name not in values and isinstance(declared, dict) and "Default" in declared:
-            values[name] = declared["Default"]
+    values = {"AWS::Region": region, "AWS::AccountId": account_id, "AWS::StackName": stack_name,
+              "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", **parameters}
+    document = json.loads(json.dumps(template))
     ArnGenerator.BOTO_SESSION_REGION_NAME = region  # a class attribute: set before each use
     try:
-        return sam_transform(json.loads(json.dumps(template)), values, _ManagedPolicies())
+        to_py27_compatible_template(document, values)
+        # the translator asks a boto3 session for the region only; it gets no session at all
+        translator = Translator(None, Parser(), boto_session=SimpleNamespace(region_name=region))
+        ArnGenerator.BOTO_SESSION_REGION_NAME = region
+        translated = translator.translate(document, parameter_values=values,
+                                          get_managed_policy_map=_ManagedPolicies().load)
+        return dict(undo_mark_unicode_str_in_template(translated))
     except InvalidDocumentException as exc:
         causes = " ".join(str(getattr(c, "message", c)) for c in exc.causes)
         raise _validation_error(f"Transform {SAM_TRANSFORM} failed with: {exc.message} "
@@ -82,21 +90,9 @@ def expand(template: dict[str, Any], parameters: dict[str, Any], region: str,
 
 
 def install() -> None:
-    from moto.apigateway.models import RestAPI
+    """Quiet samtranslator's metrics (it warns at every translation that nobody publishes
+    them). Nothing else to patch: :mod:`mila_sandbox.cfn_stacks` calls :func:`expand`; the
+    implicit API it produces is made creatable by :mod:`mila_sandbox.cfn_restapi`."""
+    import logging
 
-    original = RestAPI.create_from_cloudformation_json.__func__
-
-    def create_from_cloudformation_json(cls: Any, resource_name: str,
-                                        cloudformation_json: dict[str, Any], account_id: str,
-                                        region_name: str, **kwargs: Any) -> Any:
-        properties = cloudformation_json.setdefault("Properties", {})
-        if not properties.get("Name"):
-            body = properties.get("Body")
-            title = (body.get("info") or {}).get("title") if isinstance(body, dict) else None
-            properties = {**properties, "Name": title if isinstance(title, str) and title
-                          else resource_name}
-            cloudformation_json = {**cloudformation_json, "Properties": properties}
-        return original(cls, resource_name, cloudformation_json, account_id, region_name,
-                        **kwargs)
-
-    RestAPI.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+    logging.getLogger("samtranslator.metrics.metrics").setLevel(logging.ERROR)
