@@ -351,13 +351,13 @@ class StateBackendContract:
         self.lock(backend, env)
 
     def test_heartbeat_extends_the_lease(self, backend: StateBackend, env: str) -> None:
-        lock = self.lock(backend, env, ttl=timedelta(seconds=1))
+        lock = self.lock(backend, env, ttl=timedelta(seconds=1.5))
         renewed = backend.heartbeat(lock, timedelta(minutes=10))
         assert renewed.owner == lock.owner
         assert renewed.acquired_at == lock.acquired_at
         assert renewed.expires_at > lock.expires_at
         assert backend.locks(env) == [renewed]
-        time.sleep(1.1)
+        time.sleep(1.6)
         with pytest.raises(LockHeld):  # the renewed lease still holds
             self.lock(backend, env)
         backend.put_record(make_record(env, "api", self.region), renewed)
