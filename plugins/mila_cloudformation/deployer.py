@@ -445,12 +445,18 @@ class StackDeployer:
         except ConfigError as exc:
             raise DeployError(exc.message, hint=exc.hint) from None
         values.update(context.parameters)
+        where = ws.config_file or f"{ws.path}/mila.toml"
         unknown = sorted(set(values) - set(template.parameters))
         if unknown:
             declared = ", ".join(sorted(template.parameters)) or "none"
             raise DeployError(f"{template.shown}: parameters {', '.join(unknown)} are set in "
-                              f"{ws.config_file or 'mila.toml'} but not declared in the template",
+                              f"{where} but not declared in the template",
                               hint=f"the template declares: {declared}")
+        missing = sorted(name for name, spec in template.parameters.items()
+                         if name not in values and not (isinstance(spec, dict) and "Default" in spec))
+        if missing:
+            raise DeployError(f"{template.shown}: parameters {', '.join(missing)} have no default "
+                              f"and no value", hint=f"set them in [service].parameters of {where}")
         return values
 
     def package(self, run: _Run, template: Template, account: str | None) -> str:

@@ -397,7 +397,11 @@ class ArtifactStore:
         return key
 
     def https_url(self, key: str) -> str:
-        return f"https://{self.bucket}.s3.{self.region}.amazonaws.com/{key}"
+        """The object's URL, as CloudFormation's ``TemplateURL`` takes it."""
+        domain = "amazonaws.com.cn" if self.region.startswith("cn-") else "amazonaws.com"
+        if "." in self.bucket:  # a dotted name breaks virtual-hosted TLS: path style
+            return f"https://s3.{self.region}.{domain}/{self.bucket}/{key}"
+        return f"https://{self.bucket}.s3.{self.region}.{domain}/{key}"
 
 
 # ----------------------------------------------------------------------------- packaging

@@ -471,6 +471,16 @@ def test_configured_artifacts_bucket_is_used_as_it_is(sandbox: Any, harness: Har
         harness.deploy(east, region="us-east-1")
 
 
+def test_large_template_goes_through_s3(sandbox: Any, harness: Harness) -> None:
+    padding = "Metadata:\n  Padding: " + "x" * 60_000 + "\n"
+    ws = harness.workspace("api", {"template.yaml": padding + SSM_TEMPLATE})
+    result = harness.deploy(ws)
+    assert result.outputs["Region"] == "eu-west-1"
+    bucket = f"mila-artifacts-{sandbox.account_id}-eu-west-1"
+    (key,) = [o["Key"] for o in aws("s3").list_objects_v2(Bucket=bucket)["Contents"]]
+    assert key.endswith(".template")
+
+
 def test_missing_local_path_is_a_clear_error(sandbox: Any, harness: Harness) -> None:
     ws = harness.workspace("fn", {"template.yaml": LAMBDA_TEMPLATE})
     with pytest.raises(DeployError, match=r"Fn\.Code refers to 'src/', which does not exist"):

@@ -431,6 +431,10 @@ def test_parameters_are_substituted_and_checked(tmp_path: Path) -> None:
                       parameters=frozen_mapping({"Nope": "x"}), config_file="services/api/mila.toml")
     with pytest.raises(DeployError, match=r"Nope are set in services/api/mila.toml but not declared"):
         deployer.parameters(action, _context(tmp_path, extra), extra, template)
+    lacking = Workspace("api", "services/api", "service", parameters=frozen_mapping({"Url": "u"}))
+    with pytest.raises(DeployError, match=r"parameters Name have no default and no value") as failed:
+        deployer.parameters(action, _context(tmp_path, lacking), lacking, template)
+    assert "services/api/mila.toml" in str(failed.value.hint)
 
 
 @pytest.mark.parametrize(("settings", "key"), [
