@@ -305,22 +305,28 @@ def envs_destroy(obj: CliContext, name: str, concurrency: int | None, no_prompt:
 
     If a destroy fails, the environment and the records of what is still deployed are kept."""
     project = obj.project()
-    prepared = prepare_removal(project, name)
     human = ui.make_console()
-    render_header(human, obj, prepared)
-    render_plan(human, prepared)
-    if prepared.plan.has_changes:
-        if not confirm(prepared, no_prompt):
-            human.print("cancelled; nothing was destroyed", markup=False)
-            raise SystemExit(EXIT_FAILED)
-        report = execute_with_progress(obj, prepared, concurrency, lock_timeout, False, human)
-        if report is not None and not report.ok:
-            human.print(f"environment {name} is kept: some services are still deployed",
-                        markup=False)
-            exit_for(report)
-            raise SystemExit(EXIT_FAILED)
+    destroy_all(obj, prepare_removal(project, name), concurrency, lock_timeout, no_prompt, human,
+                kept=f"environment {name} is kept: some services are still deployed")
     destroy_environment(project.state, name)
     human.print(f"destroyed environment {name} (its history is kept)", markup=False)
+
+
+def destroy_all(obj: CliContext, prepared: Prepared, concurrency: int | None, lock_timeout: int,
+                no_prompt: bool, human: Console, kept: str) -> None:
+    """Show, confirm and run a removal plan; returns only when every destroy succeeded."""
+    render_header(human, obj, prepared)
+    render_plan(human, prepared)
+    if not prepared.plan.has_changes:
+        return
+    if not confirm(prepared, no_prompt):
+        human.print("cancelled; nothing was destroyed", markup=False)
+        raise SystemExit(EXIT_FAILED)
+    report = execute_with_progress(obj, prepared, concurrency, lock_timeout, False, human)
+    if report is not None and not report.ok:
+        human.print(kept, markup=False)
+        exit_for(report)
+        raise SystemExit(EXIT_FAILED)
 
 
 @envs_group.command("create-replicate")
@@ -382,19 +388,9 @@ def envs_destroy_replicate(obj: CliContext, name: str, region: str, concurrency:
     if region not in env.regions:
         raise MilaError(f"environment '{name}' has no region {region}",
                         hint=f"its regions: {', '.join(env.regions)}")
-    prepared = prepare_removal(project, name, regions={region})
     human = ui.make_console()
-    render_header(human, obj, prepared)
-    render_plan(human, prepared)
-    if prepared.plan.has_changes:
-        if not confirm(prepared, no_prompt):
-            human.print("cancelled; nothing was destroyed", markup=False)
-            raise SystemExit(EXIT_FAILED)
-        report = execute_with_progress(obj, prepared, concurrency, lock_timeout, False, human)
-        if report is not None and not report.ok:
-            human.print(f"{region} is kept in {name}: some services are still deployed there",
-                        markup=False)
-            exit_for(report)
-            raise SystemExit(EXIT_FAILED)
+    destroy_all(obj, prepare_removal(project, name, regions={region}), concurrency, lock_timeout,
+                no_prompt, human,
+                kept=f"{region} is kept in {name}: some services are still deployed there")
     env = remove_region(project.state, name, region)
     human.print(f"environment {name} now has regions {', '.join(env.regions)}", markup=False)
