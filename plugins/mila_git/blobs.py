@@ -34,9 +34,11 @@ def blob_id(data: bytes) -> str:
 
 def file_blob_id(path: str | os.PathLike[str], size: int) -> str:
     """The git blob id of a regular file's content, read in chunks (``size`` from its stat)."""
-    h = hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
-    read = 0
     with open(path, "rb") as f:
+        if size <= CHUNK:  # most source files: read whole (whatever its size is by now)
+            return blob_id(f.read())
+        h = hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
+        read = 0
         while chunk := f.read(CHUNK):
             h.update(chunk)
             read += len(chunk)

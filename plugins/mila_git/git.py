@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import stat
 import subprocess
 import threading
@@ -45,6 +46,9 @@ def find_git_top(root: Path) -> Path | None:
 
 
 def in_git_work_tree(root: Path) -> bool:
+    """Whether ``root`` is inside a git work tree and git is installed to read it."""
+    if shutil.which("git") is None:  # a checkout without git: the fs hasher takes over
+        return False
     if "GIT_DIR" in os.environ:  # set by git hooks: let git decide
         return _git_prefix(root) is not None
     return find_git_top(root.resolve()) is not None

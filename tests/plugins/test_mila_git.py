@@ -301,3 +301,9 @@ def _no_git(*args, **kwargs):
 
 def test_repo_builder_uses_the_git_hasher(tmp_path) -> None:
     assert Repo.create(tmp_path / "x", {"api": []}).project().hasher.name == "git"
+
+
+def test_without_git_installed_the_fs_hasher_takes_over(tmp_path, monkeypatch) -> None:
+    root = make(tmp_path, {"a": "a"})
+    monkeypatch.setattr(git_module.shutil, "which", lambda name: None)
+    assert not build_plugin_manager().registry.hashers["git"].applies(root)
