@@ -108,6 +108,14 @@ def acquire_waiting(state: StateBackend, environment: str, service: str, region:
             return state.acquire_lock(environment, service, region, owner, ttl)
         except LockHeld as exc:
             holder = exc.holder if isinstance(exc.holder, Lock) else None
+            if holder is not None and holder.owner.owner_id == owner.owner_id \
+                    and not holder.expired():
+                # Our own lease: a request that took the lock was retried by the SDK after a
+                # timeout and refused by its own success. Owner ids are unique per run and a
+                # run takes each (service, region) lock once, so this lease is ours.
+                log.info("lock already ours (retried request)", env=environment,
+                         service=service, region=region)
+                return holder
             key = (holder.owner.owner_id, holder.acquired_at) if holder else ("?", None)
             if key != seen:
                 seen = key

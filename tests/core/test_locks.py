@@ -406,3 +406,38 @@ def test_lock_held_message_for_the_cli(state: LocalState) -> None:
     with pytest.raises(LockHeld) as info:
         state.acquire_lock(ENV, "api", REGION, make_owner(), timedelta(minutes=5))
     assert info.value.holder == lock
+
+
+class _RetriedAcquire:
+    """A backend whose first acquire takes the lock, then 'times out' at the client, as when
+    the SDK resends a request that had already succeeded (moto ignores idempotency tokens)."""
+
+    def __init__(self, state: LocalState) -> None:
+        self.state = state
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.state, name)
+
+    def acquire_lock(self, *args: Any, **kwargs: Any) -> Lock:
+        self.calls += 1
+        lock = self.state.acquire_lock(*args, **kwargs)
+        if self.calls == 1:
+            raise TimeoutError("read timeout after the server applied the write")
+        return lock
+
+
+def test_a_retried_acquire_refused_by_our_own_lease_holds_the_lock(state: LocalState) -> None:
+    from mila.locks import acquire_waiting
+
+    flaky = _RetriedAcquire(state)
+    owner = lock_owner()
+    with pytest.raises(TimeoutError):
+        flaky.acquire_lock("dev", "api", "eu-west-1", owner, timedelta(minutes=5))
+    lock = acquire_waiting(flaky, "dev", "api", "eu-west-1", owner, ttl=timedelta(minutes=5),
+                           timeout=timedelta(seconds=1), poll=0.01)
+    assert lock.owner.owner_id == owner.owner_id
+    # another run still waits and times out: the lease is really held
+    with pytest.raises(LockHeld):
+        acquire_waiting(state, "dev", "api", "eu-west-1", lock_owner(),
+                        ttl=timedelta(minutes=5), timeout=timedelta(seconds=0.2), poll=0.01)
