@@ -98,11 +98,11 @@ def sandbox(ctx: click.Context, port: int, host: str, region: str, background: b
     from mila_sandbox.server import SandboxServer
 
     server = SandboxServer(host, port, quiet=False)
-    click.echo(f"# mila sandbox on {server.endpoint_url} — Ctrl-C to stop. Run:", err=True)
-    for line in export_lines(server.endpoint_url, region):
-        click.echo(line)
-    sys.stdout.flush()
-    try:
+    try:  # Ctrl-C from here on is the normal way to stop, whenever it comes
+        click.echo(f"# mila sandbox on {server.endpoint_url} — Ctrl-C to stop. Run:", err=True)
+        for line in export_lines(server.endpoint_url, region):
+            click.echo(line)
+        sys.stdout.flush()
         server.serve_forever()
     except KeyboardInterrupt:
         click.echo("sandbox stopped", err=True)
