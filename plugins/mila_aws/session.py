@@ -49,11 +49,17 @@ def sandbox_targeted() -> bool:
     return bool(os.environ.get("MILA_SANDBOX")) or (url is not None and is_loopback(url))
 
 
-def reset_caches() -> None:
-    """Forget every cached session, client and verified identity (tests switch endpoints)."""
-    with _clients_lock:
-        _clients.clear()
-        _sessions.clear()
+def reset_caches(clients: bool = False) -> None:
+    """Forget the verified identities (tests switch endpoints); with ``clients``, the cached
+    sessions and clients too.
+
+    Clients are keyed by pid, endpoint, profile and access key, so a changed environment gets
+    new ones anyway; keeping them saves 0.1-0.3 s of client creation per test.
+    """
+    if clients:
+        with _clients_lock:
+            _clients.clear()
+            _sessions.clear()
     with _verified_lock:
         _verified.clear()
 
