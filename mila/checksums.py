@@ -147,6 +147,8 @@ def select_files(paths: Sequence[str], patterns: Sequence[str]) -> list[str]:
         while name.startswith("./"):
             name = name[2:]
         name = name.strip("/")
+        if name in ("", "."):  # the folder itself
+            return list(paths)
         i = bisect.bisect_left(paths, name)
         if i < len(paths) and paths[i] == name:
             chosen.add(name)

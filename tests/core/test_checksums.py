@@ -158,6 +158,7 @@ def test_glob_rules() -> None:
     assert select_files(paths, ["x/*"]) == ["x/y/z.txt"]  # a folder matched takes its files
     assert select_files(paths, ["?.sql", "t[a-e]mplate.yaml"]) == ["e.sql", "template.yaml"]
     assert select_files(paths, ["nothing"]) == []
+    assert select_files(paths, ["."]) == select_files(paths, ["**"]) == paths
     assert glob_regex("**") == "(?:.*)(?:/.*)?"
 
 
