@@ -280,6 +280,10 @@ class ArtifactStore:
         self.reused: list[str] = []
         self._ready = False
         self._lock = threading.Lock()
+        # keys known to be in the bucket, and one lock per key: worker threads packaging the
+        # same code upload it once
+        self._present: set[str] = set()
+        self._key_locks: dict[str, threading.Lock] = {}
 
     def _owner(self) -> dict[str, str]:
         return {"ExpectedBucketOwner": self.account} if self.owned and self.account else {}
@@ -382,19 +386,29 @@ class ArtifactStore:
         self.ensure(log)
         digest = hashlib.sha256(data).hexdigest()
         key = f"{self.prefix}/{digest}{extension}" if self.prefix else f"{digest}{extension}"
+        with self._lock:
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            if key in self._present or self._exists(key):
+                self._present.add(key)
+                self.reused.append(key)
+                log(f"artifact s3://{self.bucket}/{key} already uploaded")
+                return key
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, **self._owner())
+            self._present.add(key)
+        self.uploaded.append(key)
+        log(f"uploaded s3://{self.bucket}/{key} ({len(data)} bytes)")
+        return key
+
+    def _exists(self, key: str) -> bool:
         try:
             self.s3.head_object(Bucket=self.bucket, Key=key, **self._owner())
-            self.reused.append(key)
-            log(f"artifact s3://{self.bucket}/{key} already uploaded")
-            return key
+            return True
         except Exception as exc:
             # 403 is what S3 answers for a missing key without s3:ListBucket
             if _error_code(exc) not in ("404", "NoSuchKey", "NotFound", "403", "AccessDenied"):
                 raise
-        self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, **self._owner())
-        self.uploaded.append(key)
-        log(f"uploaded s3://{self.bucket}/{key} ({len(data)} bytes)")
-        return key
+            return False
 
     def https_url(self, key: str) -> str:
         """The object's URL, as CloudFormation's ``TemplateURL`` takes it."""

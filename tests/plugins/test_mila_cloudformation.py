@@ -451,6 +451,37 @@ def test_packaging_is_deterministic_across_deploys(sandbox: Any, harness: Harnes
     assert deterministic_zip(other.root / "services/fn/src") == first
 
 
+def test_parallel_deploys_share_one_deployer(sandbox: Any, harness: Harness) -> None:
+    """The orchestrator's worker threads share one deployer: one bucket set-up, one upload of
+    the same code, and every action's log holds only its own stack."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = [f"fn{i}" for i in range(4)]
+    workspaces = [harness.workspace(n, {"template.yaml": LAMBDA_TEMPLATE.replace(
+        "Outputs:", f"  # {n}\nOutputs:"), "src/app.py": "x = 1\n"}) for n in names]
+    logs: dict[str, io.StringIO] = {}
+
+    def deploy(ws: Workspace, region: str) -> DeployResult:
+        context = harness.context(ws, region)
+        logs[f"{ws.name}/{region}"] = context.log  # type: ignore[assignment]
+        return harness.deployer.deploy(Action("dev", ws.name, region, ActionKind.DEPLOY, "c1",
+                                              None, "cloudformation"), context)
+
+    jobs = [(ws, region) for ws in workspaces for region in ("eu-west-1", "us-east-1")]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda job: deploy(*job), jobs))
+    assert all(r.changed and "FunctionArn" in r.outputs for r in results)
+    for region in ("eu-west-1", "us-east-1"):
+        bucket = f"mila-artifacts-{sandbox.account_id}-{region}"
+        assert len(aws("s3", region).list_object_versions(Bucket=bucket)["Versions"]) == 1
+    for key, log in logs.items():
+        service = key.split("/")[0]
+        others = [n for n in names if n != service]
+        text = log.getvalue()
+        assert f"shop-{service}-dev" in text
+        assert not any(f"shop-{other}-dev" in text for other in others), key
+
+
 def test_configured_artifacts_bucket_is_used_as_it_is(sandbox: Any, harness: Harness) -> None:
     s3 = aws("s3")
     s3.create_bucket(Bucket="my-artifacts-eu-west-1",
