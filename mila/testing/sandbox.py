@@ -68,13 +68,16 @@ class SandboxHandle:
                 self._clients[key] = made
             return self._clients[key]
 
-    def new_client(self, service: str, region: str | None = None) -> Any:
-        """A client of its own (for tests that need one per thread)."""
+    def new_client(self, service: str, region: str | None = None, **config: Any) -> Any:
+        """A client of its own; ``config`` goes to botocore's ``Config``
+        (e.g. ``max_pool_connections``)."""
         import boto3
+        from botocore.config import Config
 
         return boto3.session.Session().client(
             service, region_name=region or self.region, endpoint_url=self.endpoint_url,
-            aws_access_key_id="testing", aws_secret_access_key="testing")
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+            config=Config(**config) if config else None)
 
 
 def point_environment_at(handle: SandboxHandle, env: MutableMapping[str, str] | None = None,

@@ -55,32 +55,32 @@ def race_conditional_puts(handle: SandboxHandle, threads: int, rounds: int) -> l
     ddb.create_table(TableName="race", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
                      AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
                      BillingMode="PAY_PER_REQUEST")
-    clients = [handle.new_client("dynamodb") for _ in range(threads)]
-    winners: list[int] = []
-    for round_ in range(rounds):
-        barrier = threading.Barrier(threads)
-        outcomes: list[str] = []
+    # one client shared by the threads (botocore clients are thread-safe), a connection each
+    shared = handle.new_client("dynamodb", max_pool_connections=threads)
+    shared.exceptions  # noqa: B018 - built lazily without a lock in botocore; build it now
+    start = threading.Barrier(threads)  # every round starts all threads at once
+    outcomes: list[list[str]] = [[] for _ in range(rounds)]
 
-        def put(c: object, i: int, round_: int = round_, barrier: threading.Barrier = barrier,
-                outcomes: list[str] = outcomes) -> None:
-            barrier.wait()
+    def put(i: int) -> None:
+        for round_ in range(rounds):
+            start.wait()
             try:
-                c.put_item(TableName="race",  # type: ignore[attr-defined]
-                           Item={"pk": {"S": f"lock-{round_}"}, "owner": {"S": str(i)}},
-                           ConditionExpression="attribute_not_exists(pk)")
-                outcomes.append("won")
+                shared.put_item(TableName="race",
+                                Item={"pk": {"S": f"lock-{round_}"}, "owner": {"S": str(i)}},
+                                ConditionExpression="attribute_not_exists(pk)")
+                outcomes[round_].append("won")
             except ClientError as exc:
-                outcomes.append(exc.response["Error"]["Code"])
+                outcomes[round_].append(exc.response["Error"]["Code"])
 
-        workers = [threading.Thread(target=put, args=(c, i)) for i, c in enumerate(clients)]
-        for t in workers:
-            t.start()
-        for t in workers:
-            t.join()
-        counts = Counter(outcomes)
+    workers = [threading.Thread(target=put, args=(i,)) for i in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    for counts in map(Counter, outcomes):
         assert set(counts) <= {"won", "ConditionalCheckFailedException"}, counts
-        winners.append(counts["won"])
-    return winners
+        assert sum(counts.values()) == threads
+    return [Counter(o)["won"] for o in outcomes]
 
 
 def test_conditional_put_race_has_exactly_one_winner_per_round(sandbox: SandboxHandle) -> None:
