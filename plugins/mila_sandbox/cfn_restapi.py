@@ -8,8 +8,11 @@ the stack). Its ``Deployment`` then succeeds.
 **plain moto**: ``Name`` is required (KeyError → HTTP 500) and ``Body`` is ignored, so the
 API has no methods and its ``Deployment`` fails ("The REST API doesn't contain any methods").
 
+And deleting the stack leaves the API behind.
+
 **here**: the name defaults as on AWS, and the paths and methods of ``Body`` are created, with
-their integrations when moto accepts them.
+their integrations when moto accepts them; deleting the stack deletes the API (with its
+resources, methods and stages).
 """
 
 from __future__ import annotations
@@ -72,3 +75,8 @@ def install() -> None:
         return api
 
     RestAPI.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+
+    def delete(self: Any, account_id: str, region_name: str) -> None:
+        apigateway_backends[account_id][region_name].apis.pop(self.id, None)
+
+    RestAPI.delete = delete

@@ -21,6 +21,7 @@ FIXES: tuple[str, ...] = (
     "cfn_capabilities",
     "sam_transform",
     "cfn_restapi",
+    "cfn_types",
     "cfn_stacks",
     "cfn_changesets",
 )

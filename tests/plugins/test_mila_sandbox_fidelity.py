@@ -416,3 +416,52 @@ def test_inline_code_lambda_updates(plain: SandboxHandle, sandbox: SandboxHandle
     status, _ = update_inline_code(plain)
     assert status != "UPDATE_COMPLETE"  # plain moto: HTTP 500
     assert update_inline_code(sandbox) == ("UPDATE_COMPLETE", True)
+
+
+SKIPPED_BY_MOTO = {
+    "Resources": {
+        "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": "shop"}},
+        "Orders": {"Type": "AWS::ApiGateway::Resource", "Properties": {
+            "RestApiId": {"Ref": "Api"}, "PathPart": "orders",
+            "ParentId": {"Fn::GetAtt": ["Api", "RootResourceId"]}}},
+        "List": {"Type": "AWS::ApiGateway::Method", "Properties": {
+            "RestApiId": {"Ref": "Api"}, "ResourceId": {"Ref": "Orders"}, "HttpMethod": "GET",
+            "AuthorizationType": "NONE", "Integration": {
+                "Type": "MOCK", "IntegrationHttpMethod": "POST", "Uri": ""}}},
+        "Deployment": {"Type": "AWS::ApiGateway::Deployment", "DependsOn": "List",
+                       "Properties": {"RestApiId": {"Ref": "Api"}}},
+        "Live": {"Type": "AWS::ApiGateway::Stage",
+                 "Properties": {"RestApiId": {"Ref": "Api"}, "StageName": "live",
+                                "DeploymentId": {"Ref": "Deployment"}}},
+        "Bucket": {"Type": "AWS::S3::Bucket"},
+        "Policy": {"Type": "AWS::S3::BucketPolicy", "Properties": {
+            "Bucket": {"Ref": "Bucket"}, "PolicyDocument": {
+                "Version": "2012-10-17", "Statement": [{
+                    "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                    "Resource": {"Fn::Sub": "arn:aws:s3:::${Bucket}/*"},
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}}}},
+    "Outputs": {"ApiId": {"Value": {"Ref": "Api"}}, "Bucket": {"Value": {"Ref": "Bucket"}},
+                "Stage": {"Value": {"Ref": "Live"}}}}
+
+
+def create_skipped_types(handle: SandboxHandle) -> tuple[list[str], Any]:
+    cfn = handle.client("cloudformation")
+    cfn.create_stack(StackName="web", TemplateBody=json.dumps(SKIPPED_BY_MOTO))
+    apigw, s3 = handle.client("apigateway"), handle.client("s3")
+    (api,) = apigw.get_rest_apis()["items"]
+    (bucket,) = s3.list_buckets()["Buckets"]
+    stages = sorted(s["stageName"] for s in apigw.get_stages(restApiId=api["id"])["item"])
+    return stages, outcome(lambda: json.loads(s3.get_bucket_policy(Bucket=bucket["Name"])
+                                              ["Policy"])["Statement"][0]["Effect"])
+
+
+def test_stages_and_bucket_policies_are_created(plain: SandboxHandle,
+                                                sandbox: SandboxHandle) -> None:
+    assert create_skipped_types(plain) == ([], "NoSuchBucketPolicy")  # plain moto skips them
+    assert create_skipped_types(sandbox) == (["live"], "Deny")
+    cfn = sandbox.client("cloudformation")
+    stack = cfn.describe_stacks(StackName="web")["Stacks"][0]
+    assert outputs(stack)["Stage"] == "live"
+    cfn.delete_stack(StackName="web")
+    assert sandbox.client("apigateway").get_rest_apis()["items"] == []
+    assert sandbox.client("s3").list_buckets()["Buckets"] == []

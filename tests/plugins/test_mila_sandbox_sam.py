@@ -127,6 +127,7 @@ def test_sam_app_deploys_through_a_change_set(sandbox: SandboxHandle) -> None:
              apigw.get_resources(restApiId=api_id)["items"]}
     assert paths["/orders"] == ["GET"]
     assert out["ApiUrl"] == f"https://{api_id}.execute-api.{region}.amazonaws.com/Prod/"
+    assert "Prod" in [s["stageName"] for s in apigw.get_stages(restApiId=api_id)["item"]]
     # the schedule, targeting the function
     events = sandbox.client("events")
     (rule,) = events.list_rules()["Rules"]
