@@ -424,12 +424,16 @@ class AwsState:
             self._transact([
                 {"Put": {"TableName": self.table,
                          "Item": encode_item({"pk": env_pk(name), "sk": "META", **doc}),
-                         "ConditionExpression": "attribute_not_exists(pk)"}},
+                         "ConditionExpression": "attribute_not_exists(pk)",
+                         "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}},
                 {"Put": {"TableName": self.table,
                          "Item": encode_item({"pk": ENVS_PK, "sk": name, **doc})}},
             ], f"creating environment '{name}'")
         except _Cancelled as exc:
             if exc.failed(0):
+                existing = exc.items[0] if exc.items else None
+                if existing is not None and environment_from_dict(existing) == env:
+                    return env  # our own write, resent by the SDK after a lost response
                 raise EnvironmentExists(name) from None
             raise StateError(f"creating environment '{name}' failed: {exc.codes}") from None
         return env
@@ -552,7 +556,8 @@ class AwsState:
             try:
                 self._transact([self._meta_check(entry.environment),
                                 {"Put": {"TableName": self.table, "Item": item,
-                                         "ConditionExpression": "attribute_not_exists(sk)"}}],
+                                         "ConditionExpression": "attribute_not_exists(sk)",
+                                         "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}],
                                f"writing history of {entry.environment}")
                 return
             except _Cancelled as exc:
@@ -560,6 +565,9 @@ class AwsState:
                     raise EnvironmentNotFound(entry.environment) from None
                 if not exc.failed(1):
                     raise StateError(f"writing history failed: {exc.codes}") from None
+                existing = exc.items[1] if len(exc.items) > 1 else None
+                if existing is not None and history_from_dict(existing) == entry:
+                    return  # our own row, resent by the SDK after a lost response: no duplicate
                 at = at + timedelta(microseconds=1)  # same instant, same row: next microsecond
         raise StateError("writing history failed: no free time slot")
 

@@ -206,3 +206,29 @@ def test_transaction_conflicts_are_retried(aws: AwsState, monkeypatch: pytest.Mo
     monkeypatch.setattr(aws, "_ddb", lambda: always)
     with pytest.raises(StateError):
         aws.put_record(make_record("dev", "api", REGION, checksum="x"), lock)
+
+
+def test_a_resent_write_is_not_doubled(aws: AwsState, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK resends a request whose response was lost; the server applied the first one
+    (moto ignores idempotency tokens). Creating an environment or appending history must then
+    neither fail nor write twice."""
+    aws.init()
+    real = aws._ddb()
+
+    class Resending:
+        def transact_write_items(self, TransactItems: list[dict[str, Any]]) -> Any:
+            real.transact_write_items(TransactItems=TransactItems)  # applied, response lost
+            return real.transact_write_items(TransactItems=TransactItems)
+
+    monkeypatch.setattr(aws, "_ddb", lambda: Resending())
+    env = aws.create_environment("dev", [REGION], "alice")
+    entry = HistoryEntry("dev", "api", REGION, ActionKind.DEPLOY, Status.SUCCEEDED, "abc",
+                         utcnow(), duration_seconds=1.25)
+    aws.append_history(entry)
+    monkeypatch.setattr(aws, "_ddb", lambda: real)
+    assert aws.list_environments() == [env]
+    assert aws.history("dev") == [entry]
+    from mila.errors import EnvironmentExists
+
+    with pytest.raises(EnvironmentExists):  # someone else's environment is still refused
+        aws.create_environment("dev", [REGION], "bob")
