@@ -623,6 +623,8 @@ class AwsState:
             if old is None:
                 continue  # released meanwhile: try again
             holder = lock_from_dict(old)
+            if holder == lock:
+                return lock  # our own put, resent by the SDK after a lost response
             if not holder.expired(now):
                 raise LockHeld(holder, f"the lock on {service} in {environment}/{region} is "
                                        f"held by {holder.owner.user}@{holder.owner.host}")

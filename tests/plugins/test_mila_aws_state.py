@@ -14,7 +14,7 @@ import pytest
 from mila_aws.session import client
 from mila_aws.state import AwsState
 
-from mila.errors import StateError
+from mila.errors import LockHeld, StateError
 from mila.model import ActionKind, HistoryEntry, Status, utcnow
 from mila.testing.contracts import StateBackendContract, make_owner, make_record
 
@@ -222,12 +222,17 @@ def test_a_resent_write_is_not_doubled(aws: AwsState, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(aws, "_ddb", lambda: Resending())
     env = aws.create_environment("dev", [REGION], "alice")
+    owner = make_owner()
+    lock = aws.acquire_lock("dev", "api", REGION, owner, timedelta(minutes=5))
+    with pytest.raises(LockHeld):  # a second acquire by the same run is still refused
+        aws.acquire_lock("dev", "api", REGION, owner, timedelta(minutes=5))
     entry = HistoryEntry("dev", "api", REGION, ActionKind.DEPLOY, Status.SUCCEEDED, "abc",
                          utcnow(), duration_seconds=1.25)
     aws.append_history(entry)
     monkeypatch.setattr(aws, "_ddb", lambda: real)
     assert aws.list_environments() == [env]
     assert aws.history("dev") == [entry]
+    assert aws.locks("dev") == [lock]
     from mila.errors import EnvironmentExists
 
     with pytest.raises(EnvironmentExists):  # someone else's environment is still refused
