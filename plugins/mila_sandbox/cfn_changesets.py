@@ -30,6 +30,7 @@ from mila_sandbox import cfn_failures
 from mila_sandbox.cfn_stacks import (
     check_template_loads,
     live_stack,
+    on_failure,
     prepare,
     request_parameters,
     require_updatable,
@@ -191,7 +192,7 @@ def execute_change_set(self: Any) -> Any:
             stack.resource_map.create(stack.template_dict)
 
         stack._mila_original_template = change_set._mila_original_template
-        cfn_failures.run_create(backend, stack, create)
+        cfn_failures.run_create(backend, stack, create, on_failure=on_failure(self))
         succeeded = stack.status == "CREATE_COMPLETE"
     else:
         def update() -> None:
@@ -200,7 +201,8 @@ def execute_change_set(self: Any) -> Any:
             if change_set.parameters:
                 stack.parameters = change_set.parameters
 
-        succeeded = cfn_failures.run_update(backend, stack, update)
+        succeeded = cfn_failures.run_update(backend, stack, update,
+                                            rollback=on_failure(self) != "DO_NOTHING")
         if succeeded:
             stack._mila_original_template = change_set._mila_original_template
     change_set.execution_status = "EXECUTE_COMPLETE" if succeeded else "EXECUTE_FAILED"

@@ -6,7 +6,10 @@ the reason, goes ``ROLLBACK_IN_PROGRESS``, deletes what it had created and ends
 (``UpdateStack`` or an UPDATE change set) it records ``UPDATE_FAILED``, goes
 ``UPDATE_ROLLBACK_IN_PROGRESS``, returns every resource to the previous template and ends
 ``UPDATE_ROLLBACK_COMPLETE`` with the previous outputs. The API call that started the
-operation succeeded; the failure is seen in the stack's status and events.
+operation succeeded; the failure is seen in the stack's status and events. With rollback
+disabled (``DisableRollback``, or ``OnFailure=DO_NOTHING`` on ``CreateStack``) the stack stops
+at ``CREATE_FAILED`` / ``UPDATE_FAILED`` keeping what was done, and can be updated again;
+``OnFailure=DELETE`` deletes the stack after the rollback.
 
 **plain moto**: the exception escapes as HTTP 500 and the stack stays ``CREATE_IN_PROGRESS``
 (or half-updated) for ever — a deployer polling it waits until its timeout.
@@ -42,9 +45,11 @@ def _failure(exc: Exception, stack: Any, action: str) -> ResourceFailed:
     return ResourceFailed(stack.name, "AWS::CloudFormation::Stack", action, reason_of(exc))
 
 
-def run_create(backend: Any, stack: Any, work: Callable[[], None]) -> None:
+def run_create(backend: Any, stack: Any, work: Callable[[], None],
+               on_failure: str = "ROLLBACK") -> None:
     """Create ``stack``'s resources with ``work()``; on failure roll back to
-    ``ROLLBACK_COMPLETE``. Ends ``CREATE_COMPLETE`` with outputs and exports otherwise."""
+    ``ROLLBACK_COMPLETE`` (``on_failure``: ``ROLLBACK``, ``DO_NOTHING`` or ``DELETE``). Ends
+    ``CREATE_COMPLETE`` with outputs and exports otherwise."""
     stack.status = "CREATE_IN_PROGRESS"
     stack_event(stack, "CREATE_IN_PROGRESS", "User Initiated")
     with operating_on(stack):
@@ -56,6 +61,12 @@ def run_create(backend: Any, stack: Any, work: Callable[[], None]) -> None:
             if failed.logical_id != stack.name:
                 resource_event(stack, failed.logical_id, failed.resource_type, "CREATE_FAILED",
                                reason=failed.reason)
+            cfn_outputs.clear(backend, stack)
+            if on_failure == "DO_NOTHING":
+                stack.status = "CREATE_FAILED"
+                stack_event(stack, "CREATE_FAILED", "The following resource(s) failed to "
+                            f"create: [{failed.logical_id}]. Rollback disabled.")
+                return
             stack.status = "ROLLBACK_IN_PROGRESS"
             stack_event(stack, "ROLLBACK_IN_PROGRESS",
                         f"The following resource(s) failed to create: [{failed.logical_id}]. "
@@ -63,18 +74,22 @@ def run_create(backend: Any, stack: Any, work: Callable[[], None]) -> None:
                         else failed.reason)
             with contextlib.suppress(Exception):  # best effort, as moto may lack a delete
                 stack.resource_map.delete()
-            cfn_outputs.clear(backend, stack)
             stack.status = "ROLLBACK_COMPLETE"
             stack_event(stack, "ROLLBACK_COMPLETE")
+            if on_failure == "DELETE":
+                from mila_sandbox.cfn_stacks import delete_stack
+
+                delete_stack(backend, stack)
             return
     stack.status = "CREATE_COMPLETE"
     stack_event(stack, "CREATE_COMPLETE")
 
 
-def run_update(backend: Any, stack: Any, work: Callable[[], None]) -> bool:
+def run_update(backend: Any, stack: Any, work: Callable[[], None],
+               rollback: bool = True) -> bool:
     """Update ``stack`` with ``work()`` (which changes its template and resources); on failure
-    return every resource to the previous template and end ``UPDATE_ROLLBACK_COMPLETE``.
-    Returns whether the update succeeded."""
+    return every resource to the previous template and end ``UPDATE_ROLLBACK_COMPLETE`` (or
+    stop at ``UPDATE_FAILED`` without ``rollback``). Returns whether the update succeeded."""
     previous_template = stack.template
     previous_dict = stack.template_dict
     previous_parameters = dict(stack.parameters or {})
@@ -90,6 +105,11 @@ def run_update(backend: Any, stack: Any, work: Callable[[], None]) -> bool:
                 resource_event(stack, failed.logical_id, failed.resource_type,
                                f"{failed.action if failed.action != 'EXPORT' else 'UPDATE'}_FAILED",
                                reason=failed.reason)
+            if not rollback:
+                stack.status = "UPDATE_FAILED"
+                stack_event(stack, "UPDATE_FAILED", "The following resource(s) failed to "
+                            f"update: [{failed.logical_id}]. Rollback disabled.")
+                return False
             stack.status = "UPDATE_ROLLBACK_IN_PROGRESS"
             stack_event(stack, "UPDATE_ROLLBACK_IN_PROGRESS",
                         f"The following resource(s) failed to update: [{failed.logical_id}]. "

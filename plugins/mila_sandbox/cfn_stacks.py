@@ -22,8 +22,16 @@ from typing import Any
 from mila_sandbox import cfn_capabilities, cfn_failures, cfn_outputs, sam_transform
 from mila_sandbox.cfn_events import operating_on, stack_event
 
+#: states a stack can be updated from (the *_FAILED ones: after a failure with rollback disabled)
 SETTLED = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE",
-           "IMPORT_COMPLETE", "IMPORT_ROLLBACK_COMPLETE"}
+           "IMPORT_COMPLETE", "IMPORT_ROLLBACK_COMPLETE", "CREATE_FAILED", "UPDATE_FAILED"}
+
+
+def on_failure(response: Any) -> str:
+    """``OnFailure`` of CreateStack, or ``DO_NOTHING`` when ``DisableRollback`` is set."""
+    if response._get_bool_param("DisableRollback", False):
+        return "DO_NOTHING"
+    return str(response._get_param("OnFailure") or "ROLLBACK")
 
 
 def validation_error(message: str) -> Exception:
@@ -176,7 +184,8 @@ def create_stack(self: Any) -> Any:
     stack._mila_original_template = original
     backend.stacks[stack.stack_id] = stack
     cfn_failures.run_create(backend, stack,
-                            lambda: stack.resource_map.create(stack.template_dict))
+                            lambda: stack.resource_map.create(stack.template_dict),
+                            on_failure=on_failure(self))
     return ActionResult({"StackId": stack.stack_id})
 
 
@@ -205,7 +214,8 @@ def update_stack(self: Any) -> Any:
         if tags is not None:
             stack.tags = tags
 
-    if cfn_failures.run_update(backend, stack, work):
+    if cfn_failures.run_update(backend, stack, work,
+                               rollback=on_failure(self) != "DO_NOTHING"):
         stack._mila_original_template = original
     return ActionResult({"StackId": stack.stack_id})
 

@@ -465,3 +465,20 @@ def test_stages_and_bucket_policies_are_created(plain: SandboxHandle,
     cfn.delete_stack(StackName="web")
     assert sandbox.client("apigateway").get_rest_apis()["items"] == []
     assert sandbox.client("s3").list_buckets()["Buckets"] == []
+
+
+def test_disabled_rollback_keeps_what_was_created(sandbox: SandboxHandle) -> None:
+    take_table_name(sandbox)
+    cfn = sandbox.client("cloudformation")
+    described = change_set(sandbox, "kept", FAILS_ON_CREATE, "CREATE")
+    cfn.execute_change_set(ChangeSetName=described["ChangeSetId"], DisableRollback=True)
+    assert stack_status(sandbox, "kept") == "CREATE_FAILED"
+    assert len(sandbox.client("sqs").list_queues()["QueueUrls"]) == 1  # kept for debugging
+    fixed = json.loads(json.dumps(FAILS_ON_CREATE))
+    fixed["Resources"]["Table"] = table("free") | {"DependsOn": "Queue"}
+    assert deploy(sandbox, "kept", fixed, "UPDATE", name="fix")["StackStatus"] == \
+        "UPDATE_COMPLETE"
+    # OnFailure=DELETE: rolled back, then deleted
+    cfn.create_stack(StackName="gone", TemplateBody=json.dumps(FAILS_ON_CREATE),
+                     OnFailure="DELETE")
+    assert stack_status(sandbox, "gone") == "ValidationError"
