@@ -307,3 +307,16 @@ def test_without_git_installed_the_fs_hasher_takes_over(tmp_path, monkeypatch) -
     root = make(tmp_path, {"a": "a"})
     monkeypatch.setattr(git_module.shutil, "which", lambda name: None)
     assert not build_plugin_manager().registry.hashers["git"].applies(root)
+
+
+def test_file_that_changed_size_since_its_stat_is_hashed_as_read(tmp_path) -> None:
+    from mila_git.blobs import CHUNK, file_blob_id
+
+    path = tmp_path / "f"
+    path.write_bytes(b"0123456789")
+    for stale_size in (0, 2, 10, 100, CHUNK + 5):
+        assert file_blob_id(path, stale_size) == blob_id(b"0123456789"), stale_size
+    big = b"x" * (CHUNK * 2 + 3)
+    path.write_bytes(big)
+    assert file_blob_id(path, len(big)) == blob_id(big)
+    assert file_blob_id(path, 7) == blob_id(big)
