@@ -28,10 +28,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from mila.environments import operator
 from mila.errors import DeployError, LockHeld, MilaError, PlanStale
+from mila.logs import get_logger
 from mila.model import (
     Action,
     ActionKind,
@@ -51,7 +50,7 @@ from mila.planner import plan_deployment, plan_removal, service_regions
 from mila.project import Project
 from mila.protocols import DeployContext
 
-log = structlog.get_logger("mila.deploy")
+log = get_logger("mila.deploy")
 ActionKey = tuple[str, str]
 PLAN_FILE_VERSION = 1
 

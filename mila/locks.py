@@ -24,13 +24,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
-import structlog
-
 from mila.errors import Interrupted, LockHeld, LockLost, StateError
+from mila.logs import get_logger
 from mila.model import Lock, LockOwner, utcnow
 from mila.protocols import StateBackend
 
-log = structlog.get_logger("mila.locks")
+log = get_logger("mila.locks")
 
 #: Environment variables naming the CI job a run belongs to, first set wins.
 CI_JOB_VARIABLES = ("GITHUB_RUN_ID", "CI_JOB_ID", "BUILDKITE_JOB_ID", "CODEBUILD_BUILD_ID")

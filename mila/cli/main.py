@@ -41,8 +41,39 @@ def report_error(exc: MilaError, verbose: int) -> None:
     click.echo(f"error: {exc}", err=True)
 
 
+#: Where each core command is defined. Modules register their commands on ``cli`` when
+#: imported; importing them only when a command is asked for keeps start-up fast (`mila
+#: checksums` never imports the deploy flow). ``envs`` spans two modules: the subcommands that
+#: deploy live with the deploy commands.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "affected": ("mila.cli.checksums_cmd",),
+    "apply": ("mila.cli.deploy_cmd",),
+    "checksums": ("mila.cli.checksums_cmd",),
+    "deploy": ("mila.cli.deploy_cmd",),
+    "destroy": ("mila.cli.deploy_cmd",),
+    "envs": ("mila.cli.state_cmd", "mila.cli.deploy_cmd"),
+    "history": ("mila.cli.state_cmd",),
+    "info": ("mila.cli.info_cmd",),
+    "init": ("mila.cli.state_cmd",),
+    "locks": ("mila.cli.state_cmd",),
+    "plugins": ("mila.cli.plugins_cmd",),
+    "release-lock": ("mila.cli.state_cmd",),
+    "remove": ("mila.cli.deploy_cmd",),
+}
+
+
+def load_core_commands(*names: str) -> None:
+    """Import the modules defining ``names`` (all core commands when none is given)."""
+    import importlib
+
+    for name in names or tuple(COMMAND_MODULES):
+        for module in COMMAND_MODULES.get(name, ()):
+            importlib.import_module(module)
+
+
 class MilaGroup(click.Group):
-    """Adds plugin commands lazily and turns :class:`MilaError` into one line + exit code."""
+    """Loads core commands on first use, adds plugin commands, and turns :class:`MilaError`
+    into one line + exit code."""
 
     def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
         """Commands added by plugins; a name clashing with a core command is refused."""
@@ -58,7 +89,7 @@ class MilaGroup(click.Group):
             pm = build_plugin_manager()
         reg = pm.registry
         for name in reg.commands:
-            if name in self.commands:
+            if name in self.commands or name in COMMAND_MODULES:
                 owner = pm.infos.get(reg.owners[("command", name)])
                 raise PluginError(f"plugin '{owner.name if owner else '?'}' adds a command "
                                   f"'{name}', which mila already has",
@@ -67,12 +98,14 @@ class MilaGroup(click.Group):
         return dict(reg.commands)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        names = set(super().list_commands(ctx))
+        names = set(super().list_commands(ctx)) | set(COMMAND_MODULES)
         with contextlib.suppress(MilaError):  # help must work; running a command reports it
             names |= set(self._plugin_commands(ctx))
         return sorted(names)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMAND_MODULES:
+            load_core_commands(cmd_name)
         cmd = super().get_command(ctx, cmd_name)
         if cmd is not None:
             return cmd
@@ -114,13 +147,5 @@ def main() -> None:
         sys.exit(EXIT_INTERRUPTED)
 
 
-# Command modules register themselves on `cli`; imported last to avoid a cycle.
-from mila.cli import (  # noqa: E402,F401
-    checksums_cmd,
-    deploy_cmd,
-    info_cmd,
-    plugins_cmd,
-    state_cmd,
-)
 
 __all__ = ["EXIT_USAGE", "CliContext", "cli", "main", "pass_cli"]

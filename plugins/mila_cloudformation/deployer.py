@@ -40,9 +40,9 @@ from mila.parameters import resolve_parameters
 from mila.protocols import DeployContext
 
 from .packaging import ArtifactStore, needs_packaging, package_template
+from .plugin import VERSION
 from .templates import Template, dump_template, find_template, load_template
 
-VERSION = "1"
 CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND")
 #: The largest ``TemplateBody`` CloudFormation accepts; larger templates go through S3.
 MAX_TEMPLATE_BODY = 51_200

@@ -15,31 +15,54 @@ Detection: a workspace with a ``template.yaml``/``template.yml``/``template.json
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mila import hookimpl
 from mila.config import ProjectConfig
 from mila.protocols import DeployerType
 
-from .deployer import VERSION, StackDeployer
-from .templates import find_template, is_sam_template
+if TYPE_CHECKING:
+    from .deployer import StackDeployer
 
+#: goes into every service's checksum: a new version redeploys (kept here, not in deployer.py,
+#: so that registering the plugin imports neither the deployer, boto3 nor PyYAML)
+VERSION = "1"
 CONFIG_KEYS = frozenset({"capabilities", "tags", "termination_protection"})
+TEMPLATE_NAMES = ("template.yaml", "template.yml", "template.json")
+SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
+
+
+def _template(path: Path) -> Path | None:
+    return next((path / n for n in TEMPLATE_NAMES if (path / n).is_file()), None)
 
 
 def detect_cloudformation(path: Path) -> bool:
-    return find_template(path) is not None
+    return _template(path) is not None
 
 
 def detect_sam(path: Path) -> bool:
-    template = find_template(path)
-    return template is not None and is_sam_template(template)
+    template = _template(path)
+    if template is None:
+        return False
+    try:
+        if SAM_TRANSFORM not in template.read_text(encoding="utf-8"):
+            return False  # most templates: decided without parsing YAML
+    except (OSError, UnicodeDecodeError):
+        return False
+    from .templates import is_sam_template
+
+    return is_sam_template(template)
 
 
 def create_cloudformation(config: ProjectConfig) -> StackDeployer:
+    from .deployer import StackDeployer
+
     return StackDeployer("cloudformation", config)
 
 
 def create_sam(config: ProjectConfig) -> StackDeployer:
+    from .deployer import StackDeployer
+
     return StackDeployer("sam", config)
 
 

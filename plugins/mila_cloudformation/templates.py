@@ -24,8 +24,7 @@ import yaml
 
 from mila.errors import DeployError
 
-SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
-TEMPLATE_NAMES = ("template.yaml", "template.yml", "template.json")
+from .plugin import SAM_TRANSFORM, TEMPLATE_NAMES
 
 #: Short-form tags whose long form is ``{"Fn::<name>": value}``.
 _FN_TAGS = ("Base64", "Cidr", "FindInMap", "GetAZs", "ImportValue", "Join", "Select", "Split",
