@@ -12,7 +12,8 @@ leaves the old one (stale outputs), and describing a deleted stack evaluates its
 — which re-creates its deleted resources.
 
 **here**: :func:`settle` evaluates outputs and exports once, at the end of every successful
-operation, and ``Stack.outputs`` / ``Stack.exports`` return that snapshot.
+operation, and ``Stack.outputs`` / ``Stack.exports`` return that snapshot — also to a parent
+stack's ``Fn::GetAtt [Child, Outputs.Name]``, which plain moto cannot resolve.
 """
 
 from __future__ import annotations
@@ -74,3 +75,15 @@ def install() -> None:
 
     Stack.outputs = property(lambda self: getattr(self, "_mila_outputs", None))
     Stack.exports = property(lambda self: getattr(self, "_mila_exports", []))
+
+    def get_cfn_attribute(self: Any, attribute: str) -> Any:
+        """``Fn::GetAtt [NestedStack, Outputs.Name]`` (moto has no attributes for stacks)."""
+        from moto.cloudformation.parsing import UnformattedGetAttTemplateException
+
+        if attribute.startswith("Outputs."):
+            for output in self.outputs or []:
+                if output["OutputKey"] == attribute.split(".", 1)[1]:
+                    return output["OutputValue"]
+        raise UnformattedGetAttTemplateException()
+
+    Stack.get_cfn_attribute = get_cfn_attribute

@@ -246,9 +246,43 @@ def get_template(self: Any) -> Any:
     return ActionResult({"TemplateBody": body, "StagesAvailable": ["Original", "Processed"]})
 
 
-def install() -> None:
+def backend_create_stack(self: Any, name: str, template: str, parameters: dict[str, Any],
+                         notification_arns: list[str] | None = None,
+                         tags: dict[str, str] | None = None, role_arn: str | None = None,
+                         enable_termination_protection: bool | None = False,
+                         timeout_in_mins: int | None = None,
+                         stack_policy_body: str | None = None) -> Any:
+    """moto's backend entry point (nested stacks, stack sets), with the same lifecycle."""
+    from moto.cloudformation.exceptions import AlreadyExistsException
     from moto.cloudformation.models import Stack
+    from moto.cloudformation.utils import generate_stack_id
+
+    if live_stack(self, name) is not None:
+        raise AlreadyExistsException(f"Stack [{name}] already exists")
+    stack = Stack(stack_id=generate_stack_id(name, self.region_name, self.account_id),
+                  name=name, template=template, parameters=parameters,
+                  account_id=self.account_id, region_name=self.region_name,
+                  notification_arns=notification_arns, tags=tags, role_arn=role_arn,
+                  cross_stack_resources=self.exports,
+                  enable_termination_protection=enable_termination_protection,
+                  timeout_in_mins=timeout_in_mins, stack_policy_body=stack_policy_body)
+    self.stacks[stack.stack_id] = stack
+    cfn_failures.run_create(self, stack, lambda: stack.resource_map.create(stack.template_dict))
+    return stack
+
+
+def backend_delete_stack(self: Any, name_or_stack_id: str) -> None:
+    stack = live_stack(self, name_or_stack_id)
+    if stack is not None:
+        delete_stack(self, stack)
+
+
+def install() -> None:
+    from moto.cloudformation.models import CloudFormationBackend, Stack
     from moto.cloudformation.responses import CloudFormationResponse
+
+    CloudFormationBackend.create_stack = backend_create_stack
+    CloudFormationBackend.delete_stack = backend_delete_stack
 
     def stack_resources(self: Any) -> list[Any]:
         parsed = self.resource_map._parsed_resources

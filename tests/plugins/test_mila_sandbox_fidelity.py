@@ -482,3 +482,32 @@ def test_disabled_rollback_keeps_what_was_created(sandbox: SandboxHandle) -> Non
     cfn.create_stack(StackName="gone", TemplateBody=json.dumps(FAILS_ON_CREATE),
                      OnFailure="DELETE")
     assert stack_status(sandbox, "gone") == "ValidationError"
+
+
+CHILD = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+         "Outputs": {"Url": {"Value": {"Ref": "Queue"}}}}
+PARENT = {"Resources": {"Child": {"Type": "AWS::CloudFormation::Stack", "Properties": {
+    "TemplateURL": "https://templates.s3.amazonaws.com/child.json"}}},
+          "Outputs": {"Url": {"Value": {"Fn::GetAtt": ["Child", "Outputs.Url"]}}}}
+
+
+def nested_stack(handle: SandboxHandle) -> Any:
+    s3 = handle.client("s3")
+    s3.create_bucket(Bucket="templates",
+                     CreateBucketConfiguration={"LocationConstraint": handle.region})
+    s3.put_object(Bucket="templates", Key="child.json", Body=json.dumps(CHILD).encode())
+    cfn = handle.client("cloudformation")
+    created = outcome(lambda: cfn.create_stack(StackName="parent",
+                                               TemplateBody=json.dumps(PARENT)))
+    if isinstance(created, str):
+        return created
+    return outputs(cfn.describe_stacks(StackName="parent")["Stacks"][0])
+
+
+def test_nested_stack_outputs(plain: SandboxHandle, sandbox: SandboxHandle) -> None:
+    on_plain = nested_stack(plain)
+    assert isinstance(on_plain, str) or "Url" not in on_plain  # plain: no Outputs.X
+    assert "/parent-Child-" in nested_stack(sandbox)["Url"]
+    cfn = sandbox.client("cloudformation")
+    cfn.delete_stack(StackName="parent")
+    assert sandbox.client("sqs").list_queues().get("QueueUrls", []) == []
