@@ -98,7 +98,7 @@ def discover(config: ProjectConfig, deployers: Sequence[DeployerType] = ()) -> W
     deployer_names = {d.name: d for d in deployers}
     extra_keys = frozenset().union(*(d.config_keys for d in deployers)) if deployers else frozenset()
 
-    found: list[tuple[Path, Workspace, set[str]]] = []
+    found: list[tuple[Workspace, set[str], str | None]] = []  # (workspace, deps, package name)
     for folder in _workspace_folders(config):
         rel = folder.relative_to(root).as_posix()
         toml_rel = f"{rel}/{CONFIG_FILE}"
@@ -142,7 +142,7 @@ def discover(config: ProjectConfig, deployers: Sequence[DeployerType] = ()) -> W
                     settings=frozen_mapping(table),
                     config_file=toml_rel if doc else None,
                 )
-                found.append((folder, ws, set(pkg_meta["deps"])))
+                found.append((ws, set(pkg_meta["deps"]), pkg_meta["name"]))
                 continue
         table = doc.get("package", {})
         if not isinstance(table, dict):
@@ -155,7 +155,7 @@ def discover(config: ProjectConfig, deployers: Sequence[DeployerType] = ()) -> W
         ws = Workspace(name=table.get("name", folder.name), path=rel, kind="package",
                        depends_on=tuple(table.get("depends_on", ())),
                        src=tuple(table.get("src", ())), config_file=toml_rel if doc else None)
-        found.append((folder, ws, set(pkg_meta["deps"])))
+        found.append((ws, set(pkg_meta["deps"]), pkg_meta["name"]))
 
     return _link(config, found)
 
@@ -223,9 +223,10 @@ def _package_metadata(folder: Path, rel: str) -> dict[str, Any]:
     return {"name": name, "deps": deps}
 
 
-def _link(config: ProjectConfig, found: list[tuple[Path, Workspace, set[str]]]) -> WorkspaceGraph:
+def _link(config: ProjectConfig,
+          found: list[tuple[Workspace, set[str], str | None]]) -> WorkspaceGraph:
     by_name: dict[str, Workspace] = {}
-    for _, ws, _ in found:
+    for ws, _, _ in found:
         if ws.name in by_name:
             raise ConfigError(f"two workspaces are named '{ws.name}': {by_name[ws.name].path} "
                               f"and {ws.path}", file=ws.config_file or config.config_file,
@@ -235,13 +236,12 @@ def _link(config: ProjectConfig, found: list[tuple[Path, Workspace, set[str]]]) 
 
     # names a requirement can use for a workspace: its own name and its package name
     aliases: dict[str, str] = {normalize(n): n for n in by_name}
-    for folder, ws, _ in found:
-        meta = _package_metadata(folder, ws.path)
-        if meta["name"]:
-            aliases.setdefault(normalize(meta["name"]), ws.name)
+    for ws, _, package_name in found:
+        if package_name:
+            aliases.setdefault(normalize(package_name), ws.name)
 
     linked: dict[str, Workspace] = {}
-    for _, ws, inferred in found:
+    for ws, inferred, _ in found:
         for dep in ws.depends_on:
             if dep not in by_name:
                 raise ConfigError(f"'{ws.name}' depends on '{dep}', which is not a workspace",
