@@ -52,11 +52,11 @@ from mila.state_json import (
     record_from_dict,
     record_to_dict,
 )
-from mila_aws.session import client, endpoint_url, verify_target
+from mila_aws.buckets import ensure_tls_only_policy
+from mila_aws.session import client, verify_target
 
 KEY_SCHEMA = [{"AttributeName": "pk", "KeyType": "HASH"},
               {"AttributeName": "sk", "KeyType": "RANGE"}]
-TLS_STATEMENT_ID = "MilaDenyInsecureTransport"
 ENVS_PK = "ENVS"
 
 
@@ -81,11 +81,6 @@ def manifest_key(environment: str, service: str, region: str) -> str:
 
 
 # ------------------------------------------------------------------------- item encoding
-
-
-def plain_http_endpoint() -> bool:
-    url = endpoint_url()
-    return bool(url and url.lower().startswith("http://"))
 
 
 def _to_dynamo(value: Any) -> Any:
@@ -389,30 +384,9 @@ class AwsState:
                 s3.put_public_access_block(Bucket=self.bucket,
                                            PublicAccessBlockConfiguration=block)
                 done.append(f"public access block on {self.bucket}")
-            try:
-                policy = json.loads(s3.get_bucket_policy(Bucket=self.bucket)["Policy"])
-            except ClientError as exc:
-                if code(exc) != "NoSuchBucketPolicy":
-                    raise
-                policy = {"Version": "2012-10-17", "Statement": []}
-            statements = policy.setdefault("Statement", [])
-            if plain_http_endpoint():
-                # A plain-HTTP endpoint (the sandbox) cannot satisfy aws:SecureTransport, and
-                # moto enforces bucket policies: the statement would lock mila out.
-                self.notes.append(f"TLS-only bucket policy skipped: {endpoint_url()} is "
-                                  "plain HTTP")
-            elif not any(s.get("Sid") == TLS_STATEMENT_ID for s in statements):
-                # Keep whatever else the bucket's policy says; add the TLS-only statement.
-                statements.append(self._tls_statement())
-                s3.put_bucket_policy(Bucket=self.bucket, Policy=json.dumps(policy))
+            if ensure_tls_only_policy(s3, self.bucket):
                 done.append(f"TLS-only bucket policy on {self.bucket}")
         return done
-
-    def _tls_statement(self) -> dict[str, Any]:
-        arn = f"arn:aws:s3:::{self.bucket}"
-        return {"Sid": TLS_STATEMENT_ID, "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-                "Resource": [arn, f"{arn}/*"],
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
 
     # ------------------------------------------------------------------ environments
 

@@ -374,7 +374,6 @@ class StackDeployer:
     def store(self, run: _Run, account: str | None) -> ArtifactStore:
         """The artifacts bucket of this account and region (one per deployer instance, so a
         run secures each bucket once)."""
-        from mila_aws.session import endpoint_url
 
         region = run.region
         configured = self.config.artifacts_bucket if self.config is not None else None
@@ -388,11 +387,9 @@ class StackDeployer:
         key = (bucket, region)
         with self._stores_lock:
             if key not in self._stores:
-                url = endpoint_url() or ""
                 self._stores[key] = ArtifactStore(
                     self.client("s3", region), bucket, region, prefix=run.context.project,
-                    account=account, owned=not configured,
-                    plain_http=url.lower().startswith("http://"))
+                    account=account, owned=not configured)
             return self._stores[key]
 
     # -- deploy

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mila_aws.buckets import ensure_tls_only_policy
+
 from mila.errors import DeployError
 
 from .templates import dump_template, load_template
@@ -42,7 +44,6 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 EXCLUDED_NAMES = frozenset({"__pycache__", ".git", ".hg", ".svn", ".DS_Store", ".mila",
                             ".aws-sam", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
-TLS_STATEMENT_ID = "mila-deny-insecure-transport"
 Log = Callable[[str], None]
 
 
@@ -267,15 +268,13 @@ class ArtifactStore:
     """
 
     def __init__(self, s3: Any, bucket: str, region: str, *, prefix: str,
-                 account: str | None = None, owned: bool = True,
-                 plain_http: bool = False) -> None:
+                 account: str | None = None, owned: bool = True) -> None:
         self.s3 = s3
         self.bucket = bucket
         self.region = region
         self.prefix = prefix.strip("/")
         self.account = account
         self.owned = owned
-        self.plain_http = plain_http
         self.uploaded: list[str] = []
         self.reused: list[str] = []
         self._ready = False
@@ -362,24 +361,7 @@ class ArtifactStore:
             current = {}
         if any(not current.get(k) for k in block):
             s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=block, **owner)
-        if self.plain_http:
-            # A plain-HTTP endpoint cannot satisfy aws:SecureTransport: the statement would lock
-            # mila out of its own bucket. AWS endpoints are always HTTPS.
-            log(f"TLS-only policy not set on {bucket}: the S3 endpoint is plain HTTP")
-            return
-        try:
-            policy = json.loads(s3.get_bucket_policy(Bucket=bucket, **owner)["Policy"])
-        except Exception as exc:
-            if _error_code(exc) != "NoSuchBucketPolicy":
-                raise
-            policy = {"Version": "2012-10-17", "Statement": []}
-        statements = policy.setdefault("Statement", [])
-        if not any(s.get("Sid") == TLS_STATEMENT_ID for s in statements):
-            arn = f"arn:aws:s3:::{bucket}"
-            statements.append({"Sid": TLS_STATEMENT_ID, "Effect": "Deny", "Principal": "*",
-                               "Action": "s3:*", "Resource": [arn, f"{arn}/*"],
-                               "Condition": {"Bool": {"aws:SecureTransport": "false"}}})
-            s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy), **owner)
+        ensure_tls_only_policy(s3, bucket, **owner)
 
     def put(self, data: bytes, extension: str, log: Log = _no_log) -> str:
         """Upload ``data`` under its content hash unless it is already there; returns the key."""

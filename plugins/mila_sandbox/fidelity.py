@@ -14,6 +14,7 @@ import threading
 #: the fixes, in the order they are installed
 FIXES: tuple[str, ...] = (
     "ddb_transactions",
+    "s3_secure_transport",
     "lambda_invoke",
     "cfn_updates",       # before cfn_events, which wraps what it installs
     "cfn_events",

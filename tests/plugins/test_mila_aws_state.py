@@ -62,8 +62,10 @@ def test_init_creates_table_and_bucket_as_specified(aws: AwsState) -> None:
         "PublicAccessBlockConfiguration"]
     assert all(block[k] for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy",
                                   "RestrictPublicBuckets"))
-    # The sandbox speaks plain HTTP, which a TLS-only policy would lock out: init says so.
-    assert any("TLS-only" in n for n in aws.notes)
+    # the TLS-only policy is set on the sandbox exactly as on AWS (and mila still gets in)
+    policy = json.loads(s3.get_bucket_policy(Bucket="shop-mila-checksums")["Policy"])
+    assert [st["Condition"] for st in policy["Statement"]] == [
+        {"Bool": {"aws:SecureTransport": "false"}}]
 
 
 def test_init_twice_changes_nothing(aws: AwsState) -> None:
@@ -160,7 +162,9 @@ def test_iam_policy_names_the_state_resources(aws: AwsState) -> None:
 
 
 def test_tls_statement_denies_plain_http(aws: AwsState) -> None:
-    statement = aws._tls_statement()
+    from mila_aws.buckets import tls_only_statement
+
+    statement = tls_only_statement("shop-mila-checksums")
     assert statement["Effect"] == "Deny"
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert "arn:aws:s3:::shop-mila-checksums/*" in statement["Resource"]
