@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -115,7 +116,9 @@ def run_update(backend: Any, stack: Any, work: Callable[[], None],
                         f"The following resource(s) failed to update: [{failed.logical_id}]. "
                         if failed.logical_id != stack.name else failed.reason)
             try:
-                stack.resource_map.update(previous_dict, previous_parameters)
+                with warnings.catch_warnings():  # "never created": the resource that failed
+                    warnings.simplefilter("ignore", UserWarning)
+                    stack.resource_map.update(previous_dict, previous_parameters)
             except Exception:  # what moto cannot restore stays as it is
                 log.warning("sandbox: rollback of stack %s was incomplete", stack.name,
                             exc_info=True)
