@@ -11,6 +11,7 @@ them as progress and quote the ``*_FAILED`` reason when a deploy fails.
 ``ResourceMap._delete_resource``) are wrapped to record events on the stack an operation runs
 on (:func:`operating_on`), and to turn an exception into :class:`ResourceFailed`, naming the
 resource, for :mod:`mila_sandbox.cfn_failures` to report and roll back.
+``DescribeStackResource(s)`` report each resource's own latest status (moto: the stack's).
 """
 
 from __future__ import annotations
@@ -152,6 +153,18 @@ def install() -> None:
         original_delete(self, parsed_resource, resource_json)
         resource_event(stack, logical_id, resource_type, "DELETE_COMPLETE", physical_id)
 
+    from moto.cloudformation import responses
+
+    original_dto_init = responses.StackResourceDTO.__init__
+
+    def dto_init(self: Any, stack: Any, resource: Any) -> None:
+        # moto reports the stack's status as every resource's status
+        original_dto_init(self, stack, resource)
+        last = _last_status(stack, str(self.logical_resource_id or ""))
+        if last is not None:
+            self.resource_status = last
+
+    responses.StackResourceDTO.__init__ = dto_init
     parsing.parse_and_create_resource = parse_and_create_resource
     parsing.parse_and_update_resource = parse_and_update_resource
     parsing.ResourceMap._delete_resource = _delete_resource

@@ -314,6 +314,10 @@ def test_stack_events_are_per_resource(plain: SandboxHandle, sandbox: SandboxHan
                   and e["ResourceStatus"] == "CREATE_COMPLETE"]
     assert queue_done[0]["PhysicalResourceId"].startswith("https://sqs.")
     assert queue_done[0]["ResourceType"] == "AWS::SQS::Queue"
+    deploy(sandbox, "orders", with_changes(QUEUE, 60), "UPDATE", name="deploy-2")
+    (resource,) = sandbox.client("cloudformation").describe_stack_resources(
+        StackName="orders")["StackResources"]
+    assert resource["ResourceStatus"] == "UPDATE_COMPLETE"
 
 
 ROLE = {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {
