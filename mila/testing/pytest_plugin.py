@@ -1,7 +1,8 @@
 """pytest plugin (entry point ``pytest11``): fixtures for mila and third-party plugin tests.
 
 Imports nothing heavy at import time, so installing mila never slows an unrelated test suite;
-without moto installed, the sandbox fixtures skip the tests that ask for them.
+without moto installed, the sandbox fixtures skip the tests that ask for them (with moto at a
+version the sandbox was not written for, they fail: a silent skip would hide it).
 
 Fixtures:
 
@@ -38,6 +39,8 @@ def _require_sandbox() -> None:
     try:
         check_versions()
     except SandboxUnavailable as exc:
+        if not exc.missing:  # installed, but not the versions the fixes were written for
+            pytest.fail(f"the mila sandbox cannot run: {exc}", pytrace=False)
         pytest.skip(f"the mila sandbox is unavailable: {exc}")
 
 

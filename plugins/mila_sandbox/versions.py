@@ -17,7 +17,14 @@ INSTALL_HINT = 'pip install "mila[sandbox]"'
 
 
 class SandboxUnavailable(MilaError):
-    """The sandbox's dependencies are missing or at versions it was not written for (exit 2)."""
+    """The sandbox's dependencies are missing (``missing`` true) or at versions it was not
+    written for (exit 2)."""
+
+    missing = False
+
+
+class SandboxMissing(SandboxUnavailable):
+    missing = True
 
 
 def installed_versions() -> dict[str, str | None]:
@@ -35,14 +42,14 @@ def check_versions() -> None:
     found = installed_versions()
     missing = [name for name, version in found.items() if version is None]
     if missing:
-        raise SandboxUnavailable(f"the sandbox needs {' and '.join(missing)}, which "
+        raise SandboxMissing(f"the sandbox needs {' and '.join(missing)}, which "
                                  f"{'is' if len(missing) == 1 else 'are'} not installed",
                                  hint=INSTALL_HINT)
     try:  # moto's server extra (flask, werkzeug) — `pip install moto` alone lacks it
         import flask  # noqa: F401
         import werkzeug  # noqa: F401
     except ImportError:
-        raise SandboxUnavailable("the sandbox needs moto's server extra (flask)",
+        raise SandboxMissing("the sandbox needs moto's server extra (flask)",
                                  hint=INSTALL_HINT) from None
     wrong = {name: version for name, version in found.items() if version != PINNED[name]}
     if wrong:

@@ -128,3 +128,18 @@ def test_importing_the_plugin_does_not_import_moto() -> None:
             "('moto', 'samtranslator', 'boto3', 'flask', 'werkzeug')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_fixtures_skip_without_moto_and_fail_on_other_versions(monkeypatch) -> None:
+    from mila_sandbox import versions
+
+    from mila.testing import pytest_plugin
+
+    monkeypatch.setattr(versions, "installed_versions",
+                        lambda: {"moto": None, "aws-sam-translator": None})
+    with pytest.raises(pytest.skip.Exception, match='pip install "mila\\[sandbox\\]"'):
+        pytest_plugin._require_sandbox()
+    monkeypatch.setattr(versions, "installed_versions",
+                        lambda: {"moto": "9.9.9", "aws-sam-translator": "1.115.0"})
+    with pytest.raises(pytest.fail.Exception, match=r"moto 9\.9\.9"):
+        pytest_plugin._require_sandbox()
