@@ -180,7 +180,7 @@ def execute_with_progress(obj: CliContext, prepared: Prepared, concurrency: int 
 def deploy_options(f: Any) -> Any:
     f = click.option("-c", "--concurrency", type=click.IntRange(1, MAX_CONCURRENCY),
                      help=f"Actions run at once (1-{MAX_CONCURRENCY}; default: half the "
-                          f"machine's threads, here {default_concurrency()}).")(f)
+                          "machine's threads, at least 1).")(f)
     f = click.option("--no-prompt", is_flag=True, help="Do not ask for confirmation (CI).")(f)
     f = click.option("--lock-timeout", type=click.IntRange(0, 24 * 3600), default=600,
                      show_default=True, metavar="SECONDS",
