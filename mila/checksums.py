@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from mila.errors import ConfigError, MilaError
+from mila.globs import segments_regex
 from mila.model import Workspace, frozen_mapping
 
 if TYPE_CHECKING:
@@ -98,38 +99,13 @@ def sha256_hex(data: bytes) -> str:
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
-def _segment_regex(part: str) -> str:
-    out, i = [], 0
-    while i < len(part):
-        c = part[i]
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[" and (end := part.find("]", i + 2)) != -1:
-            body = part[i + 1:end]
-            out.append("[" + ("^" + body[1:] if body[0] in "!^" else body).replace("\\", "\\\\") + "]")
-            i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out)
-
-
 def glob_regex(pattern: str) -> str:
     """A regex (without anchors) for one ``src`` glob, matching a path or any folder above it."""
     pattern = pattern.strip()
     while pattern.startswith("./"):
         pattern = pattern[2:]
     parts = [p for p in pattern.strip("/").split("/") if p not in ("", ".")]
-    out: list[str] = []
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if part == "**":
-            out.append(".*" if last else "(?:[^/]+/)*")
-        else:
-            out.append(_segment_regex(part) + ("" if last else "/"))
-    return "(?:" + "".join(out) + ")(?:/.*)?"
+    return "(?:" + segments_regex(parts) + ")(?:/.*)?"
 
 
 def select_files(paths: Sequence[str], patterns: Sequence[str]) -> list[str]:

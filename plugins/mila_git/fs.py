@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mila.globs import segments_regex
 from mila_git.blobs import DigestCache, file_blob_id, nested_repository_commit, symlink_blob_id
 
 
@@ -30,39 +31,8 @@ class IgnoreRule:
     anchored: bool  # matched against the path below base, else against the name alone
 
 
-def _segment(part: str) -> str:
-    out, i = [], 0
-    while i < len(part):
-        c = part[i]
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "\\" and i + 1 < len(part):
-            i += 1
-            out.append(re.escape(part[i]))
-        elif c == "[" and (end := part.find("]", i + 2)) != -1:
-            body = part[i + 1:end]
-            if body[0] in "!^":
-                body = "^" + body[1:]
-            out.append("[" + body.replace("\\", "\\\\") + "]")
-            i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out)
-
-
 def _pattern_regex(pattern: str) -> str:
-    parts = pattern.split("/")
-    out: list[str] = []
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if part == "**":
-            out.append(".*" if last else "(?:[^/]+/)*")
-        else:
-            out.append(_segment(part) + ("" if last else "/"))
-    return "".join(out)
+    return segments_regex(pattern.split("/"))
 
 
 def parse_gitignore(text: str, base: str) -> list[IgnoreRule]:
