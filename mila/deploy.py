@@ -22,14 +22,14 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from mila.environments import operator
-from mila.errors import DeployError, LockHeld, MilaError, PlanStale
+from mila.errors import DeployError, MilaError, PlanStale
 from mila.logs import get_logger
 from mila.model import (
     Action,
@@ -384,15 +384,9 @@ def execute(project: Project, prepared: Prepared, options: RunOptions,
     return run_tasks(tasks, options.concurrency, cancel=cancel, on_finish=finished)
 
 
-def lock_timeouts(report: RunReport) -> list[ActionKey]:
-    return [k for k, o in report.outcomes.items() if isinstance(o.error, LockHeld)]  # type: ignore[misc]
-
-
 def tail(path: Path, lines: int = 15) -> list[str]:
     try:
         return path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
     except OSError:
         return []
 
-
-Callback = Callable[..., None]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -189,19 +189,3 @@ def run_tasks(
                 finish(Outcome(k, Status.CANCELLED))
     report.wall_seconds = time.monotonic() - t0
     return report
-
-
-def transitive_closure(edges: Mapping[Hashable, Iterable[Hashable]]) -> dict[Hashable, set[Hashable]]:
-    """Every node's transitive dependencies (used by the planner's callers)."""
-    out: dict[Hashable, set[Hashable]] = {}
-
-    def visit(n: Hashable) -> set[Hashable]:
-        if n not in out:
-            out[n] = set()
-            for d in edges.get(n, ()):
-                out[n] |= {d} | visit(d)
-        return out[n]
-
-    for n in list(edges):
-        visit(n)
-    return out
