@@ -280,3 +280,21 @@ def test_ctrl_c_stops_the_run_releases_locks_and_exits_130(shop, run_mila) -> No
     records = json.loads(run_mila("envs", "describe", "dev", "--json").stdout)["records"]
     assert {(r["service"], r["status"]) for r in records} == {("slow", "failed")}
     assert plan(run_mila, "-s", "slow") == every("first_deploy", ("slow",))
+
+
+@pytest.mark.parametrize("shop", ["local"], indirect=True)
+def test_a_lock_held_elsewhere_is_waited_for_then_exits_3(shop, run_mila) -> None:
+    from datetime import timedelta
+
+    from mila.project import load_project
+    from mila.testing.contracts import make_owner
+
+    state = load_project(shop.root).state
+    state.acquire_lock("dev", "web", "eu-west-1", make_owner("alice"), timedelta(minutes=5))
+    r = deploy(run_mila, "-s", "web", "--lock-timeout", "1")
+    assert r.exit_code == 3, r.output
+    assert "waiting for lock: held by alice@" in r.output
+    assert "gave up after waiting 1 s" in r.output
+    # us-east-1 was free: deployed; eu-west-1 untouched and still first_deploy
+    assert plan(run_mila, "-s", "web") == {("web", "eu-west-1"): "first_deploy",
+                                           ("web", "us-east-1"): "no_changes"}
