@@ -38,7 +38,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from mila.errors import ConfigError, MilaError
 from mila.globs import segments_regex
@@ -191,18 +191,19 @@ def compute_checksums(graph: WorkspaceGraph, digests: Mapping[str, str], config:
             continue
         ws = graph[name]
         deps = graph.dependencies(name, transitive=True)
+        files = workspace_files(ws, paths, values)
         parts = {
             "config": workspace_config(ws),
             "deployer": ({"name": ws.deployer, "version": deployer_version(ws.deployer)}
                          if ws.is_service and ws.deployer else None),
             "project": project_part,
-            "files": workspace_files(ws, paths, values),
+            "files": files,
             "root_files": root_files,
             "dependencies": {d: out[d].checksum for d in deps},
         }
         # file lists enter the document as the digest of their listing: canonical JSON of
         # 30,000 paths took most of the time, and the root listing is the same for everyone
-        hashed = {**parts, "files": listing_digest(parts["files"]), "root_files": root_listing}
+        hashed = {**parts, "files": listing_digest(files), "root_files": root_listing}
         checksum = sha256_hex(canonical_json({"format": FORMAT, "parts": hashed}))
         out[name] = Checksum(name, checksum, {"format": FORMAT, "name": name, "kind": ws.kind,
                                               "path": ws.path, "checksum": checksum,
@@ -258,7 +259,7 @@ def checksum_inputs(project: Project, service: Workspace, environment: str,
             continue
         # called one by one (as pluggy would, by keyword) so each input is named by its plugin
         result = impl.function(**{k: kwargs[k] for k in impl.argnames if k in kwargs})
-        for key, value in (result or {}).items():
+        for key, value in cast("Mapping[str, Any]", result or {}).items():
             text = value if isinstance(value, str) else canonical_json(value).decode()
             inputs[f"{impl.plugin_name}:{key}"] = sha256_hex(text.encode("utf-8"))
     return dict(sorted(inputs.items()))
@@ -404,7 +405,7 @@ def _state_at(project: Project, hasher: RevisionReader,
               commit: str) -> tuple[ProjectConfig, WorkspaceGraph]:
     """The root config as of ``commit``, and today's graph with each workspace's own
     ``[service]``/``[package]`` table as of ``commit`` (one ``git cat-file`` for all)."""
-    from mila.config import CONFIG_FILE, parse_config, parse_service_table, tomllib
+    from mila.config import CONFIG_FILE, loads_toml, parse_config, parse_service_table
     from mila.workspace import WorkspaceGraph
 
     config, graph = project.config, project.graph
@@ -413,8 +414,8 @@ def _state_at(project: Project, hasher: RevisionReader,
 
     def read(rel: str) -> dict[str, Any]:
         try:
-            return tomllib.loads(contents[rel].decode("utf-8")) if rel in contents else {}
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            return (loads_toml(contents[rel].decode("utf-8")) or {}) if rel in contents else {}
+        except UnicodeDecodeError:
             return {}
 
     then_config = config
@@ -431,13 +432,15 @@ def _state_at(project: Project, hasher: RevisionReader,
     for ws in graph:
         doc = read(tables[ws.name])
         if ws.is_service:
-            table = doc.get("service") if isinstance(doc.get("service"), dict) else {}
+            raw = doc.get("service")
+            table = raw if isinstance(raw, dict) else {}
             # valid then but not now (a key a deployer no longer takes): the table as written
             with contextlib.suppress(ConfigError):
                 table = parse_service_table(table, tables[ws.name], extra_keys)
             workspaces[ws.name] = replace(ws, settings=frozen_mapping(table),
                                           src=tuple(table.get("src", ())))
         else:
-            table = doc.get("package") if isinstance(doc.get("package"), dict) else {}
+            raw = doc.get("package")
+            table = raw if isinstance(raw, dict) else {}
             workspaces[ws.name] = replace(ws, src=tuple(table.get("src", ())))
     return then_config, WorkspaceGraph(frozen_mapping(workspaces))

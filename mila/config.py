@@ -147,6 +147,14 @@ def _read_toml(path: Path, shown: str) -> dict[str, Any]:
         raise ConfigError(f"cannot read: {exc.strerror}", file=shown) from None
 
 
+def loads_toml(text: str) -> dict[str, Any] | None:
+    """Parse TOML text; ``None`` when it is not valid TOML."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return None
+
+
 def read_toml(path: Path, shown: str) -> dict[str, Any]:
     """Read a TOML file, turning syntax errors into a :class:`ConfigError` naming ``shown``."""
     return _read_toml(path, shown)

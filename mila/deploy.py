@@ -17,16 +17,17 @@ when the code or the state changed since.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import subprocess
 import threading
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 from mila.environments import operator
 from mila.errors import DeployError, MilaError, PlanStale
@@ -124,9 +125,9 @@ def prepare(project: Project, environment: str, *, only: Collection[str] | None 
     in_scope = {k: r for k, r in records.items() if regions is None or k[1] in regions}
 
     def detect(service: Workspace, region: str, current: str, previous: Record | None) -> str | None:
-        return project.pm.hook.mila_detect_change(service=service, environment=environment,
+        return cast("str | None", project.pm.hook.mila_detect_change(service=service, environment=environment,
                                                   region=region, current=current,
-                                                  previous=previous)
+                                                  previous=previous))
 
     plan = plan_deployment(env, services, checksums, list(in_scope.values()),
                            dependencies=dependencies, only=only, force=force,
@@ -159,7 +160,7 @@ def check_policies(project: Project, plan: Plan) -> None:
     """``mila_plan_ready``: any plugin may veto the plan; each reason names its plugin."""
     reasons: list[str] = []
     for impl in project.pm.hook.mila_plan_ready.get_hookimpls():
-        for reason in impl.function(plan=plan) or []:
+        for reason in cast("Sequence[str] | None", impl.function(plan=plan)) or []:
             reasons.append(f"plugin '{impl.plugin_name}': {reason}")
     if reasons:
         raise MilaError("the plan was refused:\n  " + "\n  ".join(reasons))
@@ -233,13 +234,29 @@ class RunOptions:
     lock_poll_seconds: float = 2.0
 
 
-class Reporter:
+class Reporter(Protocol):
     """What the UI receives; the CLI passes a :class:`mila.progress.ProgressView`."""
 
     def started(self, key: ActionKey) -> None: ...
     def phase(self, key: ActionKey, phase: str, message: str = "") -> None: ...
     def waiting_for_lock(self, key: ActionKey, holder: Any) -> None: ...
     def finished(self, key: ActionKey, status: Status, message: str = "") -> None: ...
+
+
+class SilentReporter:
+    """Reports nothing (library use, benchmarks)."""
+
+    def started(self, key: ActionKey) -> None:
+        pass
+
+    def phase(self, key: ActionKey, phase: str, message: str = "") -> None:
+        pass
+
+    def waiting_for_lock(self, key: ActionKey, holder: Any) -> None:
+        pass
+
+    def finished(self, key: ActionKey, status: Status, message: str = "") -> None:
+        pass
 
 
 def log_path(project: Project, action: Action) -> Path:
@@ -260,7 +277,7 @@ def execute(project: Project, prepared: Prepared, options: RunOptions,
     """Carry out every changing action of the plan; returns the orchestrator's report."""
     from mila.locks import hold_lock, lock_owner
 
-    reporter = reporter or Reporter()
+    reporter = reporter or SilentReporter()
     plan, env, state = prepared.plan, prepared.environment, project.state
     owner = lock_owner()
     commit = current_commit(project.root)
@@ -313,7 +330,7 @@ def execute(project: Project, prepared: Prepared, options: RunOptions,
                     project=project.config.name, environment=env, region=action.region,
                     workspace=ws, root=project.root, parameters=frozen_mapping(params),
                     dependency_outputs=frozen_mapping(dependency_outputs(ws, action.region)),
-                    report=lambda phase, message="": reporter.phase(key, phase, message),
+                    report=functools.partial(reporter.phase, key),
                     log=logfile, cancel=cancel_event,
                     options=frozen_mapping({"disable_rollback": options.disable_rollback}))
                 if action.kind is ActionKind.DESTROY:
@@ -378,7 +395,7 @@ def execute(project: Project, prepared: Prepared, options: RunOptions,
         except Exception as exc:  # notifications never fail a run
             log.warning("mila_action_finished hook failed", error=repr(exc))
 
-    tasks = [Task(key, (lambda ev, a=a: run(a, ev)),
+    tasks = [Task(key, functools.partial(run, a),
                   tuple(d for d in plan.edges.get(key, ()) if d in actions))
              for key, a in actions.items()]
     return run_tasks(tasks, options.concurrency, cancel=cancel, on_finish=finished)

@@ -13,7 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def utcnow() -> datetime:
@@ -21,7 +24,7 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def frozen_mapping(data: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+def frozen_mapping(data: Mapping[K, V] | None = None) -> Mapping[K, V]:
     """A read-only view of a copy of ``data``, for mapping fields of frozen records."""
     return MappingProxyType(dict(data or {}))
 

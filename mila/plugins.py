@@ -20,12 +20,16 @@ import importlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 
 from mila import hookspecs
 from mila.errors import PluginError
+from mila.protocols import DeployerType, HasherType, StateBackendType
+
+if TYPE_CHECKING:
+    import click
 
 try:  # the stdlib version lacks .dist on 3.10 entry points; the backport has it everywhere
     import importlib_metadata as metadata
@@ -51,10 +55,10 @@ class PluginInfo:
 class Registry:
     """Everything plugins registered, by name, with the plugin that registered each."""
 
-    hashers: dict[str, Any] = field(default_factory=dict)
-    state_backends: dict[str, Any] = field(default_factory=dict)
-    deployers: dict[str, Any] = field(default_factory=dict)
-    commands: dict[str, Any] = field(default_factory=dict)
+    hashers: dict[str, HasherType] = field(default_factory=dict)
+    state_backends: dict[str, StateBackendType] = field(default_factory=dict)
+    deployers: dict[str, DeployerType] = field(default_factory=dict)
+    commands: dict[str, click.Command] = field(default_factory=dict)
     owners: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> plugin
 
 

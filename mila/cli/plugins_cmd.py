@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -11,7 +12,7 @@ from mila.cli.main import CliContext, cli, pass_cli
 from mila.errors import MilaError
 
 
-def describe_plugins(obj: CliContext) -> list[dict[str, object]]:
+def describe_plugins(obj: CliContext) -> list[dict[str, Any]]:
     try:
         pm = obj.project().pm
     except MilaError as exc:
@@ -44,7 +45,7 @@ def plugins_command(obj: CliContext, as_json: bool) -> None:
         return
     rows = []
     for p in plugins:
-        registers = "; ".join(f"{k}: {', '.join(v)}" for k, v in p["registers"].items())  # type: ignore[union-attr]
+        registers = "; ".join(f"{k}: {', '.join(v)}" for k, v in p["registers"].items())
         dist = f"{p['distribution']} {p['version']}" if p["distribution"] else f"({p['source']})"
-        rows.append((p["name"], dist, ", ".join(p["hooks"]), registers))  # type: ignore[arg-type]
+        rows.append((p["name"], dist, ", ".join(p["hooks"]), registers))
     ui.echo(ui.table(["plugin", "distribution", "hooks", "registers"], rows))

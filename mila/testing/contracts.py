@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -163,7 +164,7 @@ class StateBackendContract:
 
     def test_unknown_environment(self, backend: StateBackend) -> None:
         lock = Lock("nope", "api", self.region, make_owner(), utcnow(), utcnow() + self.ttl)
-        calls = [
+        calls: list[Callable[[], object]] = [
             lambda: backend.get_environment("nope"),
             lambda: backend.records("nope"),
             lambda: backend.set_regions("nope", [self.region]),
