@@ -298,3 +298,33 @@ def test_a_lock_held_elsewhere_is_waited_for_then_exits_3(shop, run_mila) -> Non
     # us-east-1 was free: deployed; eu-west-1 untouched and still first_deploy
     assert plan(run_mila, "-s", "web") == {("web", "eu-west-1"): "first_deploy",
                                            ("web", "us-east-1"): "no_changes"}
+
+
+@pytest.mark.parametrize("shop", ["local"], indirect=True)
+def test_run_hooks_notify_and_plan_ready_vetoes(shop, run_mila, monkeypatch, tmp_path) -> None:
+    events = tmp_path / "events.jsonl"
+    monkeypatch.setenv("MILA_PLUGINS", "mila_fake_deployer,mila_policy_plugin")
+    monkeypatch.setenv("MILA_EVENTS", str(events))
+    shop.write("infra/shared/FAIL", "x")
+    r = deploy(run_mila)
+    assert r.exit_code == 1
+    seen = [json.loads(line) for line in events.read_text().splitlines()]
+    started = {(e["service"], e["region"]) for e in seen if e["hook"] == "started"}
+    finished = {(e["service"], e["region"]): (e["status"], e["error"])
+                for e in seen if e["hook"] == "finished"}
+    # api waits for shared: never started, reported skipped; web and shared ran
+    assert started == {(s, r) for s in ("shared", "web") for r in REGIONS}
+    assert finished[("shared", "eu-west-1")] == ("failed", "shared refused to deploy")
+    assert finished[("api", "eu-west-1")][0] == "skipped"
+    assert finished[("web", "us-east-1")] == ("succeeded", None)
+
+    # a plan that destroys web is vetoed: exit 2, the plugin is named, nothing runs
+    (shop.root / "infra/shared/FAIL").unlink()
+    import shutil
+    shutil.rmtree(shop.root / "services" / "web")
+    before = len(calls(shop.root))
+    r = deploy(run_mila)
+    assert r.exit_code == 2
+    assert "the plan was refused" in r.output
+    assert "plugin 'mila_policy_plugin': web in eu-west-1 would be destroyed" in r.output
+    assert len(calls(shop.root)) == before
