@@ -100,46 +100,36 @@ def install() -> None:
     original_update = parsing.parse_and_update_resource
     original_delete = parsing.ResourceMap._delete_resource
 
-    def parse_and_create_resource(logical_id: str, resource_json: dict[str, Any],
-                                  resources_map: Any, account_id: str, region_name: str) -> Any:
+    def with_events(operation: str, original: Any, logical_id: str, resource_json: dict[str, Any],
+                    resources_map: Any, account_id: str, region_name: str) -> Any:
+        """Run moto's create or update of one resource between its IN_PROGRESS and
+        COMPLETE events; a failure becomes :class:`ResourceFailed` naming the resource."""
         stack = current_stack()
-        condition = resource_json.get("Condition")
+        condition = resource_json.get("Condition") if operation == "CREATE" else None
         if stack is None or (condition and not resources_map.lazy_condition_map[condition]):
-            return original_create(logical_id, resource_json, resources_map, account_id,
-                                   region_name)
+            return original(logical_id, resource_json, resources_map, account_id, region_name)
         resource_type = str(resource_json.get("Type"))
-        if _last_status(stack, logical_id) != "CREATE_IN_PROGRESS":
-            resource_event(stack, logical_id, resource_type, "CREATE_IN_PROGRESS")
+        if _last_status(stack, logical_id) != f"{operation}_IN_PROGRESS":
+            resource_event(stack, logical_id, resource_type, f"{operation}_IN_PROGRESS")
         try:
-            resource = original_create(logical_id, resource_json, resources_map, account_id,
-                                       region_name)
+            resource = original(logical_id, resource_json, resources_map, account_id, region_name)
         except ResourceFailed:
             raise
         except Exception as exc:
-            raise ResourceFailed(logical_id, resource_type, "CREATE", reason_of(exc)) from exc
-        resource_event(stack, logical_id, resource_type, "CREATE_COMPLETE",
+            raise ResourceFailed(logical_id, resource_type, operation, reason_of(exc)) from exc
+        resource_event(stack, logical_id, resource_type, f"{operation}_COMPLETE",
                        physical_id_of(resource))
         return resource
 
+    def parse_and_create_resource(logical_id: str, resource_json: dict[str, Any],
+                                  resources_map: Any, account_id: str, region_name: str) -> Any:
+        return with_events("CREATE", original_create, logical_id, resource_json, resources_map,
+                           account_id, region_name)
+
     def parse_and_update_resource(logical_id: str, resource_json: dict[str, Any],
                                   resources_map: Any, account_id: str, region_name: str) -> Any:
-        stack = current_stack()
-        if stack is None:
-            return original_update(logical_id, resource_json, resources_map, account_id,
-                                   region_name)
-        resource_type = str(resource_json.get("Type"))
-        if _last_status(stack, logical_id) != "UPDATE_IN_PROGRESS":
-            resource_event(stack, logical_id, resource_type, "UPDATE_IN_PROGRESS")
-        try:
-            resource = original_update(logical_id, resource_json, resources_map, account_id,
-                                       region_name)
-        except ResourceFailed:
-            raise
-        except Exception as exc:
-            raise ResourceFailed(logical_id, resource_type, "UPDATE", reason_of(exc)) from exc
-        resource_event(stack, logical_id, resource_type, "UPDATE_COMPLETE",
-                       physical_id_of(resource))
-        return resource
+        return with_events("UPDATE", original_update, logical_id, resource_json, resources_map,
+                           account_id, region_name)
 
     def _delete_resource(self: Any, parsed_resource: Any, resource_json: dict[str, Any]) -> None:
         stack = current_stack()
