@@ -322,14 +322,15 @@ def execute(project: Project, prepared: Prepared, options: RunOptions,
             logfile.flush()
             try:
                 deployer = project.deployer(action.deployer)
+                dep_outputs = dependency_outputs(ws, action.region)
                 params = resolve_parameters(ws.parameters, service=ws.name,
                                             environment=action.environment, region=action.region,
-                                            outputs=dependency_outputs(ws, action.region)) \
+                                            outputs=dep_outputs) \
                     if ws is not None and action.kind is not ActionKind.DESTROY else {}
                 context = DeployContext(
                     project=project.config.name, environment=env, region=action.region,
                     workspace=ws, root=project.root, parameters=frozen_mapping(params),
-                    dependency_outputs=frozen_mapping(dependency_outputs(ws, action.region)),
+                    dependency_outputs=frozen_mapping(dep_outputs),
                     report=functools.partial(reporter.phase, key),
                     log=logfile, cancel=cancel_event,
                     options=frozen_mapping({"disable_rollback": options.disable_rollback}))
