@@ -252,16 +252,13 @@ def deploy_checksum(project: Project, base: Checksum, service: Workspace, enviro
 def checksum_inputs(project: Project, service: Workspace, environment: str,
                     region: str) -> dict[str, str]:
     """Every plugin's inputs, namespaced by plugin, each value replaced by its sha256."""
-    kwargs = {"service": service, "environment": environment, "region": region}
     inputs: dict[str, str] = {}
-    for impl in project.pm.hook.mila_checksum_inputs.get_hookimpls():
-        if getattr(impl, "hookwrapper", False) or getattr(impl, "wrapper", False):
-            continue
-        # called one by one (as pluggy would, by keyword) so each input is named by its plugin
-        result = impl.function(**{k: kwargs[k] for k in impl.argnames if k in kwargs})
+    # one call per plugin (through pluggy) so each input is named by its plugin
+    for plugin_name, result in project.pm.call_each("mila_checksum_inputs", service=service,
+                                                    environment=environment, region=region):
         for key, value in cast("Mapping[str, Any]", result or {}).items():
             text = value if isinstance(value, str) else canonical_json(value).decode()
-            inputs[f"{impl.plugin_name}:{key}"] = sha256_hex(text.encode("utf-8"))
+            inputs[f"{plugin_name}:{key}"] = sha256_hex(text.encode("utf-8"))
     return dict(sorted(inputs.items()))
 
 

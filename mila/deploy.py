@@ -159,9 +159,9 @@ def prepare_removal(project: Project, environment: str, *, only: Collection[str]
 def check_policies(project: Project, plan: Plan) -> None:
     """``mila_plan_ready``: any plugin may veto the plan; each reason names its plugin."""
     reasons: list[str] = []
-    for impl in project.pm.hook.mila_plan_ready.get_hookimpls():
-        for reason in cast("Sequence[str] | None", impl.function(plan=plan)) or []:
-            reasons.append(f"plugin '{impl.plugin_name}': {reason}")
+    for plugin_name, result in project.pm.call_each("mila_plan_ready", plan=plan):
+        for reason in cast("Sequence[str] | None", result) or []:
+            reasons.append(f"plugin '{plugin_name}': {reason}")
     if reasons:
         raise MilaError("the plan was refused:\n  " + "\n  ".join(reasons))
 

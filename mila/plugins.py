@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pluggy
 
 from mila import hookspecs
-from mila.errors import PluginError
+from mila.errors import MilaError, PluginError
 from mila.protocols import DeployerType, HasherType, StateBackendType
 
 if TYPE_CHECKING:
@@ -95,6 +95,36 @@ class MilaPluginManager(pluggy.PluginManager):
         self.infos[info.name] = info
         self._registry = None
 
+    def call_each(self, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call hook ``hook_name`` once per implementation, through pluggy, and return
+        ``(plugin name, result)`` for each, in pluggy's calling order (last registered first).
+
+        pluggy does the calling (``subset_hook_caller``): each implementation receives only the
+        arguments it declares, and wrappers are honoured. The core uses it wherever a result or
+        an error must be attributed to the plugin that produced it: a :class:`MilaError` raised
+        by an implementation propagates as it is, any other exception becomes a
+        :class:`PluginError` naming the plugin and its distribution.
+        """
+        caller = getattr(self.hook, hook_name)
+        impls = caller.get_hookimpls()
+        plain = [i for i in impls if not (i.hookwrapper or i.wrapper)]
+        out: list[tuple[str, Any]] = []
+        for impl in reversed(plain):  # pluggy calls the last registered first
+            others = [i.plugin for i in plain if i.plugin is not impl.plugin]
+            subset = self.subset_hook_caller(hook_name, remove_plugins=others)
+            try:
+                results = subset(**kwargs)
+            except MilaError:
+                raise
+            except Exception as exc:  # a broken plugin must not look like a mila bug
+                raise PluginError(f"plugin {self._name(impl.plugin_name)} failed in "
+                                  f"{hook_name}: {exc!r}") from exc
+            if caller.spec is not None and caller.spec.opts.get("firstresult"):
+                out.append((impl.plugin_name, results))
+            else:
+                out.append((impl.plugin_name, results[0] if results else None))
+        return out
+
     @property
     def registry(self) -> Registry:
         """Call the registration hooks once; refuse duplicate names, naming both plugins."""
@@ -108,26 +138,22 @@ class MilaPluginManager(pluggy.PluginManager):
         return self._registry
 
     def _collect(self, reg: Registry, kind: str, into: dict[str, Any], hook: Any) -> None:
-        # Call each implementation on its own so an error names the plugin that caused it.
-        for impl in hook.get_hookimpls():  # registration order: the first one is named first
-            try:
-                items = impl.function() or []
-            except Exception as exc:  # a broken plugin must not look like a mila bug
-                raise PluginError(f"plugin {self._name(impl.plugin_name)} failed in "
-                                  f"{hook.name}: {exc!r}") from exc
-            for item in items:
+        # Each implementation on its own, so an error names the plugin that caused it; in
+        # registration order, so of two plugins registering one name the first is named first.
+        for plugin_name, items in reversed(self.call_each(hook.name)):
+            for item in items or []:
                 name = getattr(item, "name", None)
                 if not isinstance(name, str) or not name:
-                    raise PluginError(f"plugin {self._name(impl.plugin_name)} registered a "
+                    raise PluginError(f"plugin {self._name(plugin_name)} registered a "
                                       f"{kind} without a name: {item!r}")
                 if name in into:
                     first = reg.owners[(kind, name)]
                     raise PluginError(
                         f"{kind} '{name}' is registered twice: by plugin "
-                        f"{self._name(first)} and by plugin {self._name(impl.plugin_name)}",
+                        f"{self._name(first)} and by plugin {self._name(plugin_name)}",
                         hint="add one of them to disable_plugins")
                 into[name] = item
-                reg.owners[(kind, name)] = impl.plugin_name
+                reg.owners[(kind, name)] = plugin_name
 
     def _name(self, plugin_name: str) -> str:
         info = self.infos.get(plugin_name)

@@ -110,3 +110,56 @@ def test_a_plugin_command_cannot_replace_a_core_command(run_mila, project, monke
     assert result.exit_code == 2
     assert "plugin 'cmd_plugin' adds a command 'plugins', which mila already has" in result.output
     assert "evil" not in run_mila("plugins", "--json").output
+
+
+def test_hooks_called_by_the_core_pass_each_plugin_only_its_arguments() -> None:
+    """pluggy lets an implementation declare fewer arguments than the spec: every hook the core
+    calls one plugin at a time (call_each) must honour that, and honour wrappers."""
+    from mila.model import Plan, Workspace
+
+    seen: list[str] = []
+
+    @hookimpl
+    def mila_plan_ready():
+        return ["no reason needed"]
+
+    @hookimpl
+    def mila_checksum_inputs(region):
+        return {"region": region}
+
+    @hookimpl(wrapper=True)
+    def mila_checksum_inputs_wrapper(service):
+        seen.append(service.name)
+        return (yield)
+
+    @hookimpl
+    def mila_deployers():
+        return [DeployerType("lean", create=lambda c: None)]
+
+    module("lean_plugin", mila_plan_ready=mila_plan_ready, mila_checksum_inputs=mila_checksum_inputs,
+           mila_deployers=mila_deployers)
+    wrapper = module("wrapping_plugin")
+    mila_checksum_inputs_wrapper.__name__ = "mila_checksum_inputs"
+    wrapper.mila_checksum_inputs = mila_checksum_inputs_wrapper
+    pm = build_plugin_manager(environ={"MILA_PLUGINS": "lean_plugin,wrapping_plugin"},
+                              entry_points=lambda: [])
+    assert "lean" in pm.registry.deployers
+    plan = Plan("dev", ("eu-west-1",), ())
+    assert pm.call_each("mila_plan_ready", plan=plan) == [("lean_plugin", ["no reason needed"])]
+    ws = Workspace("api", "services/api", "service")
+    assert pm.call_each("mila_checksum_inputs", service=ws, environment="dev",
+                        region="eu-west-1") == [("lean_plugin", {"region": "eu-west-1"})]
+    assert seen == ["api"]  # the wrapper ran around the implementation
+
+
+def test_a_plugin_failing_in_a_hook_is_named() -> None:
+    @hookimpl
+    def mila_plan_ready(plan):
+        raise KeyError("boom")
+
+    module("raising_plugin", mila_plan_ready=mila_plan_ready)
+    pm = build_plugin_manager(environ={"MILA_PLUGINS": "raising_plugin"}, entry_points=lambda: [])
+    from mila.model import Plan
+
+    with pytest.raises(PluginError, match="plugin 'raising_plugin'.*failed in mila_plan_ready"):
+        pm.call_each("mila_plan_ready", plan=Plan("dev", (), ()))
