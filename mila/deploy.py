@@ -108,13 +108,13 @@ def prepare(project: Project, environment: str, *, only: Collection[str] | None 
     services = graph.services
     if regions is not None:
         env = replace(env, regions=tuple(r for r in env.regions if r in regions))
-    chosen = [s for s in services if only is None or s.name in only]
-    base = workspace_checksums(project, [s.name for s in chosen])
+    chosen = {s.name for s in services if only is None or s.name in only}  # a set: O(1) lookups
+    base = workspace_checksums(project, sorted(chosen))
     checksums: dict[ActionKey, str] = {}
     manifests: dict[ActionKey, Mapping[str, Any]] = {}
     for s in services:
         for region in service_regions(s, env):
-            if s in chosen:
+            if s.name in chosen:
                 c = deploy_checksum(project, base[s.name], s, environment, region)
                 checksums[(s.name, region)], manifests[(s.name, region)] = c.checksum, c.manifest
             else:
