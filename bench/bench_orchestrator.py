@@ -109,7 +109,8 @@ def main() -> None:
         contenders[args.vs] = load_revision(args.vs)
     print(f"c = {args.c}, sleep = {args.sleep * 1000:.0f} ms, median of {args.repeat}; "
           f"compile first (PYTHONDONTWRITEBYTECODE=1 here)")
-    print(f"{'tasks':>7} {'orchestrator':>14} {'µs/task (no work)':>18} {'wall':>8} {'ideal':>8} {'ratio':>7}")
+    print(f"{'tasks':>7} {'orchestrator':>14} {'µs/task (no work)':>18} "
+          f"{'wall':>8} {'ideal':>8} {'ratio':>7}")
     for size in (int(s) for s in args.sizes.split(",")):
         deps = plan_shape(size)
         best = ideal(deps, args.sleep, args.c)
