@@ -457,9 +457,10 @@ class StackDeployer:
         return values
 
     def package(self, run: _Run, template: Template, account: str | None) -> str:
-        """The template body to send: as written, or packaged when it names local paths."""
+        """The template body to send, in canonical form (JSON, long-form intrinsics); packaged
+        first when it names local paths."""
         if not needs_packaging(template.body):
-            return template.text
+            return dump_template(template.body)
         run.phase = "packaging"
         run.report("packaging")
         store = self.store(run, account)

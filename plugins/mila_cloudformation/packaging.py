@@ -461,10 +461,9 @@ def _package_nested(value: str, folder: Path, root: Path, store: ArtifactStore, 
         raise DeployError(f"{where} refers to the template '{value}', which does not exist "
                           f"(looked for {_shown(path, root)})")
     child = load_template(path, root)
-    body, changed = package_template(child.body, path.parent, root, store, shown=child.shown,
+    body, _ = package_template(child.body, path.parent, root, store, shown=child.shown,
                                      depth=depth + 1, log=log)
-    text = dump_template(body) if changed else child.text
-    return store.put(text.encode("utf-8"), ".template", log)
+    return store.put(dump_template(body).encode("utf-8"), ".template", log)
 
 
 def _shown(path: Path, root: Path) -> str:

@@ -7,8 +7,11 @@ A template is parsed the way CloudFormation parses it: ``!Ref X`` becomes ``{"Re
 syntax error is a :class:`DeployError` naming the file and the line, raised before anything is
 sent to AWS.
 
-Templates are written back (after packaging replaced local paths) as YAML in long form, which
-CloudFormation accepts unchanged, ``Transform`` included.
+Templates are sent in a canonical form — JSON, every intrinsic in its long form
+(:func:`dump_template`) — whether or not packaging changed them: CloudFormation accepts it
+unchanged, ``Transform`` included, and no server (AWS, the sandbox, another emulator) has to
+parse YAML short-form tags, which some parse wrongly (``!ImportValue`` over a ``Fn::Sub:``
+mapping). The templates users keep stay as they wrote them.
 """
 
 from __future__ import annotations
@@ -215,20 +218,7 @@ def is_sam_template(path: Path) -> bool:
 # ----------------------------------------------------------------------------- writing
 
 
-class _TemplateDumper(yaml.SafeDumper):
-    """Block-style YAML; strings that look like other types are quoted by PyYAML itself."""
-
-
-def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
-    if "\n" in value:  # keep inline code and policies readable in the console
-        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
-
-
-_TemplateDumper.add_representer(str, _str_presenter)
-
-
 def dump_template(body: Mapping[str, Any]) -> str:
-    """The template as YAML in long form (deterministic: keys keep the template's order)."""
-    return yaml.dump(dict(body), Dumper=_TemplateDumper, sort_keys=False,
-                     default_flow_style=False, allow_unicode=True, width=1000)
+    """The template in canonical form: JSON with long-form intrinsics, keys in the template's
+    order (deterministic), non-ASCII text kept as written."""
+    return json.dumps(dict(body), indent=1, ensure_ascii=False, default=str) + "\n"

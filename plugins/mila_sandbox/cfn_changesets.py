@@ -13,13 +13,16 @@
   one (such as the empty change set, "The submitted information didn't contain changes…") or
   one already executed is refused with ``InvalidChangeSetStatus``. Executing a change set
   deletes the stack's other change sets.
+* ``Fn::ImportValue`` resolves against the region's exports when the change set executes,
+  for a CREATE change set as for ``CreateStack``.
 * Executing runs the operation with per-resource events and rollback
   (:mod:`mila_sandbox.cfn_failures`), then reports outputs and exports
   (:mod:`mila_sandbox.cfn_outputs`).
 
 **plain moto**: looks change sets up by name across all stacks (executing another stack's
 ``deploy``), executes FAILED change sets, creates a second stack of the same name for a CREATE
-change set, and never evaluates outputs after executing.
+change set, never evaluates outputs after executing, and builds a CREATE change set's stack
+without the region's exports (every ``Fn::ImportValue`` fails: "No export named …").
 """
 
 from __future__ import annotations
@@ -188,6 +191,7 @@ def execute_change_set(self: Any) -> Any:
             stack._parse_template()
             stack.description = stack.template_dict.get("Description")
             stack.parameters = change_set.parameters
+            stack.cross_stack_resources = backend.exports  # Fn::ImportValue, as CreateStack
             stack.resource_map = stack._create_resource_map()
             stack.resource_map.create(stack.template_dict)
 
@@ -196,6 +200,7 @@ def execute_change_set(self: Any) -> Any:
         succeeded = stack.status == "CREATE_COMPLETE"
     else:
         def update() -> None:
+            stack.resource_map.cross_stack_resources = backend.exports  # exports made since
             stack.resource_map.update(change_set.template_dict, change_set.parameters or None)
             stack.template = change_set.template
             if change_set.parameters:

@@ -207,6 +207,7 @@ def update_stack(self: Any) -> Any:
     tags = {t["Key"]: t["Value"] for t in self._get_param("Tags", [])} or None
 
     def work() -> None:
+        stack.resource_map.cross_stack_resources = backend.exports  # exports made since
         stack.resource_map.update(stack.parse_template(template), parameters or None)
         stack.template = template
         if parameters:

@@ -582,3 +582,42 @@ def test_example_shop_deploys(sandbox: Any, tmp_path: Path) -> None:
     assert outputs["orders"]["TableName"] == "shop-orders-dev"  # SAM: Globals CodeUri, API
     assert outputs["payments"]["CaptureFunctionName"] == "shop-payments-capture-dev"
     assert outputs["notifications"]["QueueArn"].startswith("arn:aws:sqs:eu-west-1:")
+
+
+IMPORTER_TEMPLATE = """\
+Resources:
+  Copy:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Name: !Sub "/${AWS::StackName}/copy"
+      Type: String
+      Value:
+        !ImportValue
+          Fn::Sub: "shop-shared-dev-ParamName"
+  Encoded:
+    Type: AWS::SSM::Parameter
+    Properties:
+      Type: String
+      Name: !Sub "/${AWS::StackName}/encoded"
+      Value:
+        !Base64
+          Fn::Sub: "${AWS::Region}"
+"""
+
+
+def test_templates_are_sent_as_json_in_long_form(sandbox: Any, harness: Harness) -> None:
+    """Short-form tags over a long-form mapping (which moto's YAML loader misreads) reach
+    CloudFormation as JSON: the import resolves, and GetTemplate shows the canonical JSON."""
+    import base64
+
+    harness.deploy(harness.workspace("shared", {"template.yaml": SSM_TEMPLATE}))
+    harness.deploy(harness.workspace("api", {"template.yaml": IMPORTER_TEMPLATE}))
+    ssm = aws("ssm")
+    assert ssm.get_parameter(Name="/shop-api-dev/copy")["Parameter"]["Value"] == \
+        "/shop-shared-dev/value"
+    encoded = ssm.get_parameter(Name="/shop-api-dev/encoded")["Parameter"]["Value"]
+    assert base64.b64decode(encoded) == b"eu-west-1"
+    sent = cfn(sandbox).get_template(StackName="shop-api-dev")["TemplateBody"]
+    assert isinstance(sent, dict)  # botocore decodes a JSON template (and leaves YAML as text)
+    assert sent["Resources"]["Copy"]["Properties"]["Value"] == \
+        {"Fn::ImportValue": {"Fn::Sub": "shop-shared-dev-ParamName"}}
