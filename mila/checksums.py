@@ -14,7 +14,13 @@ canonical (sorted-key, compact) JSON document of named parts:
                   digest of the listing, see :func:`listing_digest`; in the manifest in full);
 ``root_files``    the files matched by the root ``src`` globs (lockfiles…), relative to the root,
                   likewise;
-``dependencies``  the base checksum of every workspace it depends on, transitively.
+``dependencies``  the base checksum of every workspace it depends on, transitively;
+``packaged``      (only when not empty) every file the service's deployer reports it builds
+                  or packages (``DeployerType.inputs``) that is not already among ``files``:
+                  a ``CodeUri`` in another folder, a git-ignored folder that is zipped, a file
+                  reached through a symlink. Keyed by root-relative path; a file git tracks
+                  keeps its git object id, any other is hashed by content (its git blob id), so
+                  what ships is what was hashed. A packaged path outside the root is an error.
 
 No absolute path, mtime, host name or dict order reaches the document, so the same tree gives
 the same checksum on every machine and in every folder. :func:`deploy_checksum` folds each
@@ -157,7 +163,62 @@ def workspace_checksums(project: Project, names: Iterable[str] | None = None) ->
     if wanted is not None:
         _check_names(graph, wanted)
     digests = project.hasher.file_digests(project.root)
-    return compute_checksums(graph, digests, project.config, project.deployer_version, wanted)
+    packaged = packaged_inputs(project, digests, wanted)
+    return compute_checksums(graph, digests, project.config, project.deployer_version, wanted,
+                             packaged=packaged)
+
+
+def packaged_inputs(project: Project, digests: Mapping[str, str],
+                    names: Iterable[str] | None = None) -> dict[str, dict[str, str]]:
+    """``{service: {root-relative path: digest}}``: the files each service's deployer reports
+    through ``DeployerType.inputs`` (services of ``names`` and their dependencies, default all)."""
+    graph, root = project.graph, project.root
+    needed = None if names is None else _closure(graph, names)
+    types = project.pm.registry.deployers
+    out: dict[str, dict[str, str]] = {}
+    for ws in graph.services:
+        inputs = types[ws.deployer].inputs if ws.deployer in types else None
+        if inputs is None or (needed is not None and ws.name not in needed):
+            continue
+        files: dict[str, str] = {}
+        for path in inputs(ws, root):
+            rel = _inside(root, Path(path), ws)
+            digest = digests.get(rel)
+            files[rel] = digest if digest is not None and not Path(path).is_symlink() \
+                else content_digest(Path(path))
+        out[ws.name] = files
+    return out
+
+
+def _closure(graph: WorkspaceGraph, names: Iterable[str]) -> set[str]:
+    needed: set[str] = set()
+    for name in names:
+        needed.add(name)
+        needed.update(graph.dependencies(name, transitive=True))
+    return needed
+
+
+def _inside(root: Path, path: Path, ws: Workspace) -> str:
+    """``path`` relative to ``root`` (lexically: a symlink inside the root is inside)."""
+    import os
+
+    normal = Path(os.path.normpath(path if path.is_absolute() else root / path))
+    try:
+        return normal.relative_to(os.path.normpath(root)).as_posix()
+    except ValueError:
+        raise ConfigError(f"service '{ws.name}' packages {normal}, which is outside the project "
+                          f"({root})", file=ws.config_file,
+                          hint="move it into the repository (mila hashes only what the "
+                               "repository holds), or reference an s3:// location") from None
+
+
+def content_digest(path: Path) -> str:
+    """The git blob id of a file's content (what git would store for it), following symlinks."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MilaError(f"cannot read {path}, which a service packages: {exc.strerror}") from None
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
 def _check_names(graph: WorkspaceGraph, names: Iterable[str]) -> None:
@@ -169,18 +230,16 @@ def _check_names(graph: WorkspaceGraph, names: Iterable[str]) -> None:
 
 def compute_checksums(graph: WorkspaceGraph, digests: Mapping[str, str], config: ProjectConfig,
                       deployer_version: Callable[[str], str],
-                      names: Iterable[str] | None = None) -> dict[str, Checksum]:
+                      names: Iterable[str] | None = None, *,
+                      packaged: Mapping[str, Mapping[str, str]] | None = None,
+                      ) -> dict[str, Checksum]:
     """The base checksums of ``names`` (default: all) and their dependencies, from a digest
-    map (``{root-relative path: object id}``) — the working tree's or a revision's."""
+    map (``{root-relative path: object id}``) — the working tree's or a revision's — and the
+    files each service packages (see :func:`packaged_inputs`)."""
     paths = sorted(digests)
     values = [digests[p] for p in paths]
-    if names is None:
-        needed = set(graph.workspaces)
-    else:
-        needed = set()
-        for name in names:
-            needed.add(name)
-            needed.update(graph.dependencies(name, transitive=True))
+    needed = set(graph.workspaces) if names is None else _closure(graph, names)
+    packaged = packaged or {}
     root_files = {p: digests[p] for p in select_files(paths, config.src)} if config.src else {}
     root_listing = listing_digest(root_files)
     project_part = {"name": config.name, "artifacts_bucket": config.artifacts_bucket}
@@ -201,14 +260,30 @@ def compute_checksums(graph: WorkspaceGraph, digests: Mapping[str, str], config:
             "root_files": root_files,
             "dependencies": {d: out[d].checksum for d in deps},
         }
+        extra = _packaged_part(ws, files, packaged.get(name))
+        if extra:  # absent when empty: services packaging only their own files keep their checksum
+            parts["packaged"] = extra
         # file lists enter the document as the digest of their listing: canonical JSON of
         # 30,000 paths took most of the time, and the root listing is the same for everyone
         hashed = {**parts, "files": listing_digest(files), "root_files": root_listing}
+        if extra:
+            hashed["packaged"] = listing_digest(extra)
         checksum = sha256_hex(canonical_json({"format": FORMAT, "parts": hashed}))
         out[name] = Checksum(name, checksum, {"format": FORMAT, "name": name, "kind": ws.kind,
                                               "path": ws.path, "checksum": checksum,
                                               "parts": parts})
     return out
+
+
+def _packaged_part(ws: Workspace, files: Mapping[str, str],
+                   packaged: Mapping[str, str] | None) -> dict[str, str]:
+    """The packaged files not already hashed as the workspace's own ``files``."""
+    if not packaged:
+        return {}
+    prefix = "" if ws.path in ("", ".") else ws.path.rstrip("/") + "/"
+    cut = len(prefix)
+    return {p: d for p, d in packaged.items()
+            if not (p.startswith(prefix) and files.get(p[cut:]) == d)}
 
 
 def workspace_config(ws: Workspace) -> dict[str, Any]:
@@ -283,6 +358,8 @@ def explain(old: Mapping[str, Any] | None, new: Mapping[str, Any], limit: int = 
     lines += _file_changes(op.get("files", {}), np.get("files", {}), prefix, limit)
     lines += [f"{line} (root src)" for line in
               _file_changes(op.get("root_files", {}), np.get("root_files", {}), "", limit)]
+    lines += [f"{line} (packaged)" for line in
+              _file_changes(op.get("packaged", {}), np.get("packaged", {}), "", limit)]
 
     od, nd = op.get("dependencies", {}), np.get("dependencies", {})
     for dep in sorted(set(od) | set(nd)):
@@ -384,10 +461,19 @@ def affected_since(project: Project, revision: str) -> tuple[str, list[Affected]
                         hint="run it inside a git work tree")
     root = project.root
     commit = hasher.resolve(root, revision)
-    now = workspace_checksums(project)
+    digests = hasher.file_digests(root)
+    packaged = packaged_inputs(project, digests)
+    now = compute_checksums(project.graph, digests, project.config, project.deployer_version,
+                            packaged=packaged)
     then_digests = hasher.revision_digests(root, commit)
     then_config, then_graph = _state_at(project, hasher, commit)
-    then = compute_checksums(then_graph, then_digests, then_config, project.deployer_version)
+    # today's packaged paths; a tracked one as of the revision, an ignored one as it is now
+    # (git knows no other version of it)
+    then_packaged = {name: {p: (then_digests[p] if p in digests else d) for p, d in files.items()
+                            if p in then_digests or p not in digests}
+                     for name, files in packaged.items()}
+    then = compute_checksums(then_graph, then_digests, then_config, project.deployer_version,
+                             packaged=then_packaged)
     out = []
     for name, current in now.items():
         before = then.get(name)

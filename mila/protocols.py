@@ -204,6 +204,15 @@ class DeployerType:
     ``priority`` orders detection (lower first: ``sam`` before ``cloudformation``).
     ``config_keys`` are extra ``[service]`` keys it accepts. ``version`` goes into checksums, so
     a new deployer version redeploys.
+
+    ``inputs(workspace, root)`` (optional) returns the absolute paths of every *file* the
+    deployer's build and packaging read for that service, wherever they lie: the files below a
+    template's ``CodeUri``, a layer's ``ContentUri`` in another folder, a nested template… The
+    core folds each into the service's checksum (the ``packaged`` part): a file git tracks by
+    its git object id, any other (git-ignored, reached through a symlink) by its content, so
+    what ships is what was hashed. A path outside the project root is refused (exit 2); the
+    deployer should raise a :class:`~mila.errors.ConfigError` naming the template property
+    itself. It is called on every checksum computation: keep it cheap, import lazily.
     """
 
     name: str
@@ -212,3 +221,4 @@ class DeployerType:
     detect: Callable[[Path], bool] = lambda path: False
     priority: int = 100
     config_keys: frozenset[str] = frozenset()
+    inputs: Callable[[Workspace, Path], Iterable[Path]] | None = None

@@ -45,6 +45,8 @@ EXCLUDED_NAMES = frozenset({"__pycache__", ".git", ".hg", ".svn", ".DS_Store", "
                             ".aws-sam", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 Log = Callable[[str], None]
+#: How deep nested templates may go.
+MAX_NESTING = 10
 
 
 def _no_log(line: str) -> None:
@@ -419,7 +421,7 @@ def package_template(body: dict[str, Any], folder: Path, root: Path, store: Arti
     if not needs_packaging(body):
         return body, False
     artifacts = local_artifacts(body)
-    if depth > 10:
+    if depth > MAX_NESTING:
         raise DeployError(f"{shown}: nested templates more than 10 levels deep")
     packaged: dict[str, Any] = json.loads(json.dumps(body))  # a deep copy of plain data
     built: dict[tuple[Path, bool], str] = {}

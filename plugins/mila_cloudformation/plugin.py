@@ -22,6 +22,8 @@ from mila.config import ProjectConfig
 from mila.protocols import DeployerType
 
 if TYPE_CHECKING:
+    from mila.model import Workspace
+
     from .deployer import StackDeployer
 
 #: goes into every service's checksum: a new version redeploys (kept here, not in deployer.py,
@@ -66,11 +68,18 @@ def create_sam(config: ProjectConfig) -> StackDeployer:
     return StackDeployer("sam", config)
 
 
+def packaged_files(ws: Workspace, root: Path) -> list[Path]:
+    from .inputs import packaged_files
+
+    return packaged_files(ws, root)
+
+
 @hookimpl
 def mila_deployers() -> list[DeployerType]:
     return [
         DeployerType("sam", create_sam, version=VERSION, detect=detect_sam, priority=10,
-                     config_keys=CONFIG_KEYS),
+                     config_keys=CONFIG_KEYS, inputs=packaged_files),
         DeployerType("cloudformation", create_cloudformation, version=VERSION,
-                     detect=detect_cloudformation, priority=20, config_keys=CONFIG_KEYS),
+                     detect=detect_cloudformation, priority=20, config_keys=CONFIG_KEYS,
+                     inputs=packaged_files),
     ]
