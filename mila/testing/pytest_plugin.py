@@ -6,6 +6,14 @@ version the sandbox was not written for, they fail: a silent skip would hide it)
 
 Fixtures:
 
+``mila_project`` (function)
+    A :class:`mila.testing.project.ProjectFactory` rooted in a fresh temporary folder
+    (``tmp_path / "repo"``): write a monorepo with ``root_config``, ``service``, ``package``,
+    ``write``, then ``commit_all``.
+``run_mila`` (function)
+    ``run_mila(*args, input=None, env=None)`` runs ``mila -C <mila_project.root> ARGS``
+    in-process and returns a :class:`mila.testing.project.MilaResult` (``exit_code``,
+    ``stdout``, ``stderr``, ``output``, ``json``).
 ``mila_sandbox_server`` (session)
     The mila sandbox (serialised, faithful moto) in a thread on a free 127.0.0.1 port. A
     :class:`mila.testing.sandbox.SandboxHandle`: ``.endpoint_url``, ``.account_id``,
@@ -22,13 +30,35 @@ Fixtures:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
+    from mila.testing.project import MilaResult, ProjectFactory
     from mila.testing.sandbox import SandboxHandle
+
+
+@pytest.fixture
+def mila_project(tmp_path: Path) -> ProjectFactory:
+    """A project builder rooted in a fresh temporary folder (nothing written yet)."""
+    from mila.testing.project import ProjectFactory
+
+    return ProjectFactory(tmp_path / "repo")
+
+
+@pytest.fixture
+def run_mila(mila_project: ProjectFactory) -> Callable[..., MilaResult]:
+    """Run the mila CLI in-process on ``mila_project`` (``-C`` its root)."""
+    from mila.testing.project import invoke
+
+    def run(*args: str, input: str | None = None,
+            env: dict[str, str | None] | None = None) -> MilaResult:
+        return invoke(mila_project.root, *args, input=input, env=env)
+
+    return run
 
 
 def _require_sandbox() -> None:
