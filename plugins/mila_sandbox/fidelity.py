@@ -16,6 +16,7 @@ FIXES: tuple[str, ...] = (
     "ddb_transactions",
     "s3_secure_transport",
     "lambda_invoke",
+    "cfn_lambda_layers",
     "cfn_updates",       # before cfn_events, which wraps what it installs
     "cfn_events",
     "cfn_outputs",

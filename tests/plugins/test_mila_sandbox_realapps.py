@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_mila_sandbox_fidelity import deploy, outcome, outputs  # noqa: F401
+from test_mila_sandbox_fidelity import deploy, outcome, outputs, zipped
 
 from mila.testing.sandbox import SandboxHandle
 
@@ -35,3 +35,47 @@ def test_import_value_in_a_stack_created_by_a_change_set(plain: SandboxHandle,
     assert import_through_change_sets(sandbox) == "CREATE_COMPLETE"
     value = sandbox.client("ssm").get_parameter(Name="/copy")["Parameter"]["Value"]
     assert value.startswith("arn:aws:sns:eu-west-1:")
+
+
+POWERTOOLS = "arn:aws:lambda:eu-west-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:7"
+
+
+def layered(description: str) -> dict[str, Any]:
+    role = {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                "Principal": {"Service": "lambda.amazonaws.com"}}]}}}
+    return {"Resources": {
+        "Role": role,
+        "Deps": {"Type": "AWS::Lambda::LayerVersion", "Properties": {
+            "LayerName": "deps", "Content": {"S3Bucket": "code", "S3Key": "layer.zip"}}},
+        "Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Runtime": "python3.12", "Handler": "index.handler", "Description": description,
+            "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+            "Code": {"ZipFile": "def handler(event, context):\n    return 1\n"},
+            "Layers": [{"Ref": "Deps"}, POWERTOOLS]}}},
+        "Outputs": {"LayerArn": {"Value": {"Ref": "Deps"}}}}
+
+
+def update_a_function_with_layers(handle: SandboxHandle) -> Any:
+    s3 = handle.client("s3")
+    s3.create_bucket(Bucket="code", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_object(Bucket="code", Key="layer.zip", Body=zipped("VALUE = 1\n"))
+    created = deploy(handle, "layered", layered("one"), "CREATE", Capabilities=["CAPABILITY_IAM"])
+    updated = outcome(lambda: deploy(handle, "layered", layered("two"), "UPDATE", name="two",
+                                     Capabilities=["CAPABILITY_IAM"]))
+    return created, updated
+
+
+def test_a_function_with_a_layer_of_its_stack_and_a_public_one_updates(
+        plain: SandboxHandle, sandbox: SandboxHandle) -> None:
+    _, updated = update_a_function_with_layers(plain)
+    assert not isinstance(updated, dict) or updated["StackStatus"] != "UPDATE_COMPLETE"
+    created, updated = update_a_function_with_layers(sandbox)
+    layer_arn = outputs(created)["LayerArn"]
+    assert layer_arn.startswith("arn:aws:lambda:eu-west-1:123456789012:layer:")
+    assert isinstance(updated, dict) and updated["StackStatus"] == "UPDATE_COMPLETE"
+    name = sandbox.client("cloudformation").describe_stack_resource(
+        StackName="layered", LogicalResourceId="Fn")["StackResourceDetail"]["PhysicalResourceId"]
+    config = sandbox.client("lambda").get_function_configuration(FunctionName=name)
+    assert config["Description"] == "two"
+    assert [layer["Arn"] for layer in config["Layers"]] == [layer_arn, POWERTOOLS]
