@@ -60,10 +60,14 @@ class SandboxHandle:
         with self._clients_lock:
             if key not in self._clients:
                 import boto3
+                from botocore.config import Config
 
+                # no retries: a local server does not throttle, and retrying plain moto's
+                # HTTP 500s (what fidelity tests show) only costs seconds of back-off
                 made = boto3.session.Session().client(
                     service, region_name=key[1], endpoint_url=self.endpoint_url,
-                    aws_access_key_id="testing", aws_secret_access_key="testing")
+                    aws_access_key_id="testing", aws_secret_access_key="testing",
+                    config=Config(retries={"total_max_attempts": 1}))
                 made.exceptions  # noqa: B018 - built lazily without a lock; build it now
                 self._clients[key] = made
             return self._clients[key]

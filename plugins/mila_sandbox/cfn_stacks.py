@@ -5,6 +5,8 @@
 a settled ``*_COMPLETE`` state; every operation records per-resource events and rolls back on
 failure (:mod:`mila_sandbox.cfn_failures`). A deleted stack stays deleted: described by its id
 it is ``DELETE_COMPLETE`` with no outputs and no resources; by name it no longer exists.
+``UsePreviousValue`` for a parameter that took its default reuses that default (what every
+second ``aws cloudformation deploy`` / ``sam deploy`` sends).
 
 **plain moto**: describing or listing the resources of a deleted stack evaluates them again,
 re-creating the resources its deletion removed (a deleted bucket comes back).
@@ -82,14 +84,27 @@ def request_parameters(response: Any, previous: Any | None) -> dict[str, Any]:
                 raise validation_error(f"Invalid input for parameter key {key}. Cannot specify "
                                        "usePreviousValue as true and non empty value for a "
                                        "parameter")
-            if previous is None or key not in (previous.parameters or {}):
+            value = previous_value(previous, key) if previous is not None else None
+            if value is None:
                 raise validation_error(f"Invalid input for parameter key {key}. Cannot specify "
                                        "usePreviousValue as true for a parameter that was not "
                                        "set before")
-            values[key] = previous.parameters[key]
+            values[key] = value
         else:
             values[key] = item.get("ParameterValue")
     return values
+
+
+def previous_value(stack: Any, key: str) -> Any:
+    """The value ``key`` had in ``stack``: the one it was given, else its declared default
+    (AWS keeps the default a parameter took as its value)."""
+    if key in (stack.parameters or {}):
+        return stack.parameters[key]
+    declared = (stack.template_dict.get("Parameters") or {}).get(key)
+    if isinstance(declared, dict) and "Default" in declared:
+        default = declared["Default"]
+        return ",".join(map(str, default)) if isinstance(default, list) else str(default)
+    return None
 
 
 def prepare(response: Any, stack_name: str, original: str, parameters: dict[str, Any], *,

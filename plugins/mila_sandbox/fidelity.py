@@ -17,6 +17,8 @@ FIXES: tuple[str, ...] = (
     "s3_secure_transport",
     "lambda_invoke",
     "cfn_lambda_layers",
+    "cfn_ssm_names",
+    "cfn_parameter_updates",
     "cfn_updates",       # before cfn_events, which wraps what it installs
     "cfn_events",
     "cfn_outputs",

@@ -3,6 +3,7 @@ moto first, then as AWS does it on the sandbox."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -79,3 +80,44 @@ def test_a_function_with_a_layer_of_its_stack_and_a_public_one_updates(
     config = sandbox.client("lambda").get_function_configuration(FunctionName=name)
     assert config["Description"] == "two"
     assert [layer["Arn"] for layer in config["Layers"]] == [layer_arn, POWERTOOLS]
+
+
+PARAMETERISED = {
+    "Parameters": {"Stage": {"Type": "String", "Default": "dev"},
+                   "Size": {"Type": "String", "Default": "small"}},
+    "Resources": {"Named": {"Type": "AWS::SSM::Parameter", "Properties": {
+        "Name": {"Fn::Sub": "/app/${Stage}/name"}, "Type": "String",
+        "Value": {"Fn::Sub": ["${Stage}-${Size}-${Suffix}", {"Suffix": "x"}]}}}}}
+UNNAMED = {"Unnamed": {"Type": "AWS::SSM::Parameter", "Properties": {
+    "Type": "String", "Value": {"Fn::Sub": "size ${Size}"}}}}
+
+
+def parameters_through_sub(handle: SandboxHandle, *, unnamed: bool = True) -> Any:
+    """Create with defaults; redeploy with Stage previous (defaulted) and Size changed."""
+    template = json.loads(json.dumps(PARAMETERISED))
+    if unnamed:
+        template["Resources"].update(UNNAMED)
+        template["Outputs"] = {"UnnamedName": {"Value": {"Ref": "Unnamed"}}}
+    created = outcome(lambda: deploy(handle, "params", template, "CREATE"))
+    if isinstance(created, str):
+        return created
+    params = [{"ParameterKey": "Stage", "UsePreviousValue": True},
+              {"ParameterKey": "Size", "ParameterValue": "large"}]
+    updated = outcome(lambda: deploy(handle, "params", template, "UPDATE", name="two",
+                                     Parameters=params))
+    if isinstance(updated, str):
+        return updated
+    ssm = handle.client("ssm")
+    named = ssm.get_parameter(Name="/app/dev/name")["Parameter"]["Value"]
+    if not unnamed:
+        return named
+    return (named, ssm.get_parameter(Name=outputs(updated)["UnnamedName"])["Parameter"]["Value"],
+            outputs(created)["UnnamedName"] == outputs(updated)["UnnamedName"])
+
+
+def test_defaulted_parameters_and_sub_reach_resources(plain: SandboxHandle,
+                                                      sandbox: SandboxHandle) -> None:
+    assert parameters_through_sub(plain) in ("HTTP 500", "unparseable")  # SSM without Name
+    plain.reset()
+    assert parameters_through_sub(plain, unnamed=False) == "dev-small-x"  # !Sub not followed
+    assert parameters_through_sub(sandbox) == ("dev-large-x", "size large", True)
