@@ -10,7 +10,8 @@ canonical (sorted-key, compact) JSON document of named parts:
 ``project``       the root settings that reach every stack: the project name (stack prefix) and
                   the artifacts bucket;
 ``files``         the workspace's files, relative to its folder, honouring its ``src`` globs,
-                  each with its git object id from the hasher (in the hashed document as the
+                  each with its identity from the hasher (content, executable bit, link
+                  target; see :class:`~mila.protocols.Hasher`) (in the hashed document as the
                   digest of the listing, see :func:`listing_digest`; in the manifest in full);
 ``root_files``    the files matched by the root ``src`` globs (lockfiles…), relative to the root,
                   likewise;

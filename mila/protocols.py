@@ -40,10 +40,20 @@ class Hasher(Protocol):
     """Enumerates a project's input files and gives each a content digest.
 
     ``file_digests(root)`` returns ``{relative posix path: digest}`` for every file that can
-    influence a deployment: files ignored by the VCS are left out. The digest of a regular file
-    is its git blob id (``sha1(b"blob <size>\\0" + content)``), of a symlink the blob id of its
-    target path string, of a submodule its commit id — so every hasher agrees on the same
-    content. One call enumerates the whole repository (never one per workspace).
+    influence a deployment: files ignored by the VCS are left out. A digest is the file's
+    *identity*, what packaging ships, so every hasher gives the same map for the same tree:
+
+    * a regular file: the git blob id of its working-tree bytes
+      (``sha1(b"blob <size>\\0" + content)``; the bytes on disk even where ``.gitattributes``
+      or ``core.autocrlf`` make git store others), prefixed ``100755:`` when its owner's execute
+      bit is set;
+    * a symlink: ``120000:`` and the blob id of its target path, then, when the target reaches
+      a file or folder of the project, ``:`` and that file's digest or ``tree:`` and the sha1 of
+      the folder's listing; a target leaving the project is an error (a ``MilaError``);
+    * a submodule or nested repository: its commit id.
+
+    Any file name is hashed as itself (non-UTF-8 bytes as ``surrogateescape`` characters). One
+    call enumerates the whole repository (never one per workspace).
     """
 
     name: str

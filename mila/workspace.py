@@ -234,11 +234,14 @@ def _link(config: ProjectConfig,
                               hint="give one of them another name")
         by_name[ws.name] = ws
 
-    # names a requirement can use for a workspace: its own name and its package name
+    # names a requirement can use for a workspace: its own name, its package name and its
+    # folder name, in that order when two workspaces claim the same one
     aliases: dict[str, str] = {normalize(n): n for n in by_name}
     for ws, _, package_name in found:
         if package_name:
             aliases.setdefault(normalize(package_name), ws.name)
+    for ws, _, _ in found:
+        aliases.setdefault(normalize(PurePosixPath(ws.path).name), ws.name)
 
     linked: dict[str, Workspace] = {}
     for ws, inferred, _ in found:

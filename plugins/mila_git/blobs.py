@@ -1,28 +1,55 @@
-"""Git blob ids and the file digest cache shared by the ``git`` and ``fs`` hashers.
+"""Git blob ids, file identities and the file digest cache shared by the ``git`` and ``fs`` hashers.
 
-Every digest mila keeps is a git object id, so the two hashers agree: a regular file's digest is
-``sha1(b"blob <size>\\0" + content)``, a symlink's the blob id of its target path, a nested
-repository's its checked-out commit. The cache remembers the digests of files that had to be read
-(dirty or untracked ones for ``git``, all of them for ``fs``) under ``<root>/.mila/cache/``, keyed
-by (relative path, size, mtime_ns, inode). It is an optimisation only: a missing, corrupt or
-unwritable cache gives the same digests, just slower.
+A file's digest is its *identity*: what packaging ships, so the two hashers agree and a change
+to what ships changes the digest. For a regular file it is the git blob id of its working-tree
+bytes (``sha1(b"blob <size>\\0" + content)``), prefixed ``100755:`` when it is executable (its
+owner's execute bit, as git and the zip record it); a symlink's is described in
+:mod:`mila_git.links`; a nested repository's is its checked-out commit.
+
+The cache remembers the blob ids of files that had to be read (dirty, untracked or
+attribute-converted ones for ``git``, all of them for ``fs``) under ``<root>/.mila/cache/``, keyed
+by (relative path, size, mtime_ns, ctime_ns, inode). The ctime is set by the kernel on every
+change of content or mode and cannot be set back (``cp -p``, ``rsync``, ``tar -x`` and
+``touch -r`` restore the mtime, not the ctime), and an entry is only written for a file whose
+last change is older than :data:`RACY_SECONDS` before the run started (git's "racily clean"
+rule): a change within the same timestamp tick as the entry could otherwise keep the key.
+It is an optimisation only: a missing, corrupt or unwritable cache gives the same digests.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-#: Files modified this recently are not cached: on a coarse clock a second edit of the same size
-#: within the same tick would keep the same (size, mtime) key and be served stale (git calls
-#: these "racily clean" entries).
+from mila.errors import MilaError
+
+#: A file changed (mtime or ctime) less than this before the run started is not cached: on a
+#: coarse clock a second change within the same tick would keep the same key.
 RACY_SECONDS = 2.0
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 CHUNK = 1 << 20
+#: Digest prefixes for what is not a plain regular file (git's tree-entry modes)
+EXECUTABLE = "100755:"
+SYMLINK = "120000:"
+
+
+class HashError(MilaError):
+    """The tree holds something mila cannot give an identity to (a link leaving the project)."""
+
+
+def identity(blob: str, executable: bool) -> str:
+    """A regular file's digest: its blob id, marked when it is executable."""
+    return EXECUTABLE + blob if executable else blob
+
+
+def is_executable(st: os.stat_result) -> bool:
+    """git's and the zip's rule: the owner's execute bit."""
+    return bool(st.st_mode & stat.S_IXUSR)
 
 
 def blob_id(data: bytes) -> str:
@@ -60,9 +87,9 @@ def file_blob_id(path: str | os.PathLike[str], size: int) -> str:
     return h.hexdigest()
 
 
-def symlink_blob_id(path: str | os.PathLike[str]) -> str:
-    """A symlink is its target path string, exactly as git stores it."""
-    return blob_id(os.fsencode(os.readlink(path)))
+def link_target(path: str | os.PathLike[str]) -> str:
+    """A symlink's target path, as text (not UTF-8 bytes as surrogates, like file names)."""
+    return os.fsdecode(os.readlink(path))
 
 
 def nested_repository_commit(path: str | os.PathLike[str]) -> str | None:
@@ -76,8 +103,11 @@ def nested_repository_commit(path: str | os.PathLike[str]) -> str | None:
     return commit if out.returncode == 0 and commit else None
 
 
+Entry = tuple[int, int, int, int, str]  # size, mtime_ns, ctime_ns, inode, blob id
+
+
 class DigestCache:
-    """(relative path, size, mtime_ns, inode) → digest, persisted with diskcache.
+    """(relative path, size, mtime_ns, ctime_ns, inode) → blob id, persisted with diskcache.
 
     The whole table is one diskcache entry per hasher: one read and one write per run, instead of
     one SQLite round trip per file (measured: 30,000 per-file gets take 2 s, one pickled table
@@ -88,12 +118,12 @@ class DigestCache:
     def __init__(self, directory: Path, namespace: str) -> None:
         self.directory = directory
         self.key = f"digests:{namespace}:{CACHE_FORMAT}"
-        self._old: dict[str, tuple[int, int, int, str]] | None = None
-        self._new: dict[str, tuple[int, int, int, str]] = {}
+        self._old: dict[str, Entry] | None = None
+        self._new: dict[str, Entry] = {}
         self._changed = False
         self._started = time.time_ns()
 
-    def _load(self) -> dict[str, tuple[int, int, int, str]]:
+    def _load(self) -> dict[str, Entry]:
         if self._old is None:
             self._old = {}
             try:
@@ -112,15 +142,17 @@ class DigestCache:
 
     def get(self, path: str, st: os.stat_result) -> str | None:
         entry = self._load().get(path)
-        if entry is not None and entry[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
+        if entry is not None and entry[:4] == (st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                                               st.st_ino):
             self._new[path] = entry
-            return entry[3]
+            return entry[4]
         return None
 
     def put(self, path: str, st: os.stat_result, digest: str) -> None:
-        if st.st_mtime_ns > self._started - int(RACY_SECONDS * 1e9):
+        """Remember ``digest`` for the file as ``st`` (taken before it was read) saw it."""
+        if max(st.st_mtime_ns, st.st_ctime_ns) > self._started - int(RACY_SECONDS * 1e9):
             return
-        self._new[path] = (st.st_size, st.st_mtime_ns, st.st_ino, digest)
+        self._new[path] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, digest)
         self._changed = True
 
     def save(self) -> None:

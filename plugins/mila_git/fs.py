@@ -6,7 +6,8 @@ honours the ``.gitignore`` files it finds with git's rules for the common forms 
 folders only, ``*``, ``?``, ``[...]`` and ``**``). Unlike git it does not read the global
 excludes file or ``.git/info/exclude`` (there is no repository). ``.git`` and ``.mila`` folders
 are never walked; a nested repository counts as its checked-out commit, as in git. Each file is
-read once; later runs take unchanged files' digests from the cache.
+read once; later runs take unchanged files' digests from the cache. Digests are file identities
+(content, executable bit, symlinks with what they reach): see :mod:`mila_git.blobs`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mila.globs import segments_regex
-from mila_git.blobs import DigestCache, file_blob_id, nested_repository_commit, symlink_blob_id
+from mila_git.blobs import (
+    DigestCache,
+    file_blob_id,
+    identity,
+    is_executable,
+    link_target,
+    nested_repository_commit,
+)
+from mila_git.links import raw_link_digest, resolve_links
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +91,7 @@ class FsHasher:
         root = Path(root)
         cache = DigestCache(self.cache_dir, self.name) if self.cache_dir else None
         digests: dict[str, str] = {}
+        links: dict[str, str] = {}
         # folders to walk: (absolute path, relative prefix "" or "a/b/", rules in force)
         stack: list[tuple[str, str, list[IgnoreRule]]] = [(str(root), "", [])]
         while stack:
@@ -117,7 +127,8 @@ class FsHasher:
                             continue
                     stack.append((entry.path, rel + "/", rules))
                 elif stat.S_ISLNK(st.st_mode):
-                    digests[rel] = symlink_blob_id(entry.path)
+                    links[rel] = link_target(entry.path)
+                    digests[rel] = raw_link_digest(links[rel])
                 elif stat.S_ISREG(st.st_mode):
                     digest = cache.get(rel, st) if cache else None
                     if digest is None:
@@ -127,7 +138,8 @@ class FsHasher:
                             continue
                         if cache:
                             cache.put(rel, st, digest)
-                    digests[rel] = digest
+                    digests[rel] = identity(digest, is_executable(st))
         if cache:
             cache.save()
+        resolve_links(digests, links, root)
         return digests

@@ -1,25 +1,30 @@
-"""The ``git`` hasher: every input file of a project and its git object id, from three git calls.
+"""The ``git`` hasher: every input file of a project and its identity, from three git calls.
 
-The index already holds the blob id of every tracked file, so a clean tree is hashed without
-reading a single file. Three git processes run side by side, each once for the whole repository:
+The index already holds the blob id and mode of every tracked file, so a clean tree is hashed
+without reading a single file. Three git processes run side by side, each once for the whole
+repository:
 
 * ``git ls-files -s -z`` — every tracked path with its mode and blob (submodules: commit) id;
-* ``git status --porcelain -z -uno`` — tracked paths whose working-tree content differs from the
-  index (modified, deleted, type-changed, unmerged); it also refreshes the index's stat data when
-  it can take the lock, so a ``touch`` costs one content comparison, once;
+* ``git status --porcelain -z -uno`` — tracked paths whose working-tree content or mode differs
+  from the index (modified, deleted, type-changed, unmerged); it also refreshes the index's stat
+  data when it can take the lock, so a ``touch`` costs one content comparison, once. Its status
+  letters decide: a path the working tree deleted is dropped without looking at the disk;
 * ``git ls-files -o --exclude-standard -z`` — untracked files ``.gitignore`` does not exclude.
 
-Only the paths of the last two are read from disk: their working-tree content is hashed with
-``git hash-object --stdin-paths`` (so clean/smudge filters and ``.gitattributes`` give the same id
-the file will have once committed), symlinks as their target, nested repositories as their
-commit. What counts is always the working tree: staged or not makes no difference.
+Only the paths of the last two are read from disk, in Python, as the bytes that ship (never
+through ``git hash-object``, which applies clean filters and reads some file names differently).
+When ``.gitattributes`` or ``core.autocrlf`` can convert files between the index and the working
+tree, ``git check-attr`` names them and they are read from disk too. A file's digest is its
+identity (:mod:`mila_git.blobs`): the executable bit counts, a symlink is its target plus what
+it reaches (:mod:`mila_git.links`), a nested repository its commit. What counts is always the
+working tree: staged or not makes no difference.
 
-It also reads other revisions for ``mila affected`` (:meth:`GitHasher.revision_digests`).
+It also reads other revisions for ``mila affected`` (:meth:`GitHasher.revision_digests`); there
+the stored blob counts, even for files an attribute converts on checkout.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import stat
@@ -29,11 +34,23 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from mila.errors import MilaError
-from mila_git.blobs import DigestCache, file_blob_id, nested_repository_commit, symlink_blob_id
+from mila_git.blobs import (
+    DigestCache,
+    file_blob_id,
+    identity,
+    is_executable,
+    link_target,
+    nested_repository_commit,
+)
+from mila_git.links import raw_link_digest, resolve_links
 
 #: Never an input: mila's own caches, logs and local state.
 MILA_DIR = ".mila"
 GITLINK = "160000"
+EXECUTABLE_MODE = "100755"
+SYMLINK_MODE = "120000"
+#: The attributes that make the bytes git stores differ from the working-tree bytes that ship
+CONVERTING = ("text", "eol", "crlf", "filter", "ident", "working-tree-encoding")
 _UNMERGED = {"DD", "AU", "UD", "UA", "DU", "AA", "UU"}
 
 
@@ -91,36 +108,116 @@ class _Git:
     def _read(self) -> None:
         self.out, self.err = self.proc.communicate()
 
-    def result(self) -> str:
+    def result(self, check: bool = True) -> str:
         self._thread.join()
-        if self.proc.returncode != 0:
+        if check and self.proc.returncode != 0:
             message = os.fsdecode(self.err).strip().splitlines()
             raise GitError(f"`git {' '.join(self.args[:2])}` failed: "
                            f"{message[-1] if message else self.proc.returncode}")
         return self.out.decode("utf-8", "surrogateescape")
 
 
-def parse_index(listing: str) -> tuple[dict[str, str], set[str], list[str]]:
-    """``git ls-files -s -z`` → (path → object id, gitlink paths, paths in a merge conflict).
+class _AttributeSources:
+    """Whether any ``.gitattributes`` rule or ``core.autocrlf`` can apply (two git calls, run
+    alongside the others); when none can, the index's blob ids are the working-tree bytes."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._info = _Git(root, "rev-parse", "--git-path", "info/attributes")
+        self._config = _Git(root, "config", "-z", "--get-regexp",
+                            r"^core\.(autocrlf|attributesfile)$")
+        self.autocrlf = False
+
+    def present(self, listing: str, untracked: Iterable[str]) -> bool:
+        config = dict(item.partition("\n")[::2]
+                      for item in self._config.result(check=False).split("\0") if item)
+        self.autocrlf = config.get("core.autocrlf", "false").lower() in ("true", "input", "yes",
+                                                                          "on", "1")
+        xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+        files = [self.root / self._info.result(check=False).strip(),
+                 Path(os.path.expanduser(config.get("core.attributesfile", "")) or
+                      os.path.join(xdg, "git", "attributes")),
+                 Path("/etc/gitattributes")]
+        top = find_git_top(self.root.resolve()) or self.root.resolve()
+        folder = self.root.resolve()
+        while folder != top and top in folder.parents:  # the folders above the project
+            folder = folder.parent
+            files.append(folder / ".gitattributes")
+        return (self.autocrlf or "\t.gitattributes\0" in listing
+                or "/.gitattributes\0" in listing
+                or any(p == ".gitattributes" or p.endswith("/.gitattributes") for p in untracked)
+                or any(f.is_file() for f in files))
+
+
+def converted_paths(root: Path, paths: list[str], autocrlf: bool) -> list[str]:
+    """The ``paths`` whose attributes (or ``core.autocrlf``) convert them between the index and
+    the working tree: they are hashed from disk, as the bytes that ship."""
+    if not paths:
+        return []
+    out = subprocess.run(["git", "check-attr", "-z", "--stdin", *CONVERTING], cwd=root,
+                         input=os.fsencode("\0".join(paths) + "\0"), capture_output=True,
+                         check=False)
+    if out.returncode != 0:  # cannot tell: read them all
+        return paths
+    fields = out.stdout.decode("utf-8", "surrogateescape").split("\0")
+    converted: dict[str, None] = {}
+    for i in range(0, len(fields) - 2, 3):
+        path, attribute, value = fields[i:i + 3]
+        if value not in ("unspecified", "unset") or (
+                autocrlf and attribute == "text" and value == "unspecified"):
+            converted[path] = None
+    return list(converted)
+
+
+def parse_index(listing: str) -> tuple[dict[str, str], dict[str, str], set[str], list[str]]:
+    """``git ls-files -s -z`` → (path → digest, path → mode of the entries that are not plain
+    files, gitlink paths, paths in a merge conflict).
 
     Every entry is ``<mode> <object id> <stage>\t<path>``, fixed width up to the path, so one
-    slice pair per entry does (30,000 entries: 4 ms instead of 25 ms with splits). Gitlinks and
-    conflicts are rare: looked for only when the listing holds one.
+    slice pair per entry does (30,000 entries: 4 ms instead of 25 ms with splits). Executables,
+    symlinks, gitlinks and conflicts are rare: looked for only when the listing holds one.
     """
     entries = listing.split("\0")
     entries.pop()  # after the last NUL
     if not entries:
-        return {}, set(), []
+        return {}, {}, set(), []
     cut = entries[0].index("\t") + 1  # 50 with SHA-1 object ids, 74 with SHA-256
     digests = {e[cut:]: e[7:cut - 3] for e in entries}
-    gitlinks: set[str] = set()
+    modes: dict[str, str] = {}
+    if any(f"{mode} " in listing for mode in (EXECUTABLE_MODE, SYMLINK_MODE, GITLINK)):
+        modes = {e[cut:]: e[:6] for e in entries if not e.startswith("100644")}
+        for path, mode in modes.items():
+            if mode == EXECUTABLE_MODE:
+                digests[path] = identity(digests[path], True)
+    gitlinks = {p for p, mode in modes.items() if mode == GITLINK}
     conflicts: list[str] = []
-    if GITLINK + " " in listing:
-        gitlinks = {e[cut:] for e in entries if e.startswith(GITLINK + " ")}
     if any(f" {stage}\t" in listing for stage in "123"):
         conflicts = sorted({e[cut:] for e in entries if e[cut - 2] != "0"})
         # the working-tree file counts: it is hashed from disk
-    return digests, gitlinks, conflicts
+    return digests, modes, gitlinks, conflicts
+
+
+def parse_status(out: str, prefix: str) -> tuple[list[str], list[str]]:
+    """``git status --porcelain -z`` → (paths to read from disk, paths deleted), relative to
+    the project (``prefix``: the project folder relative to the top of the work tree).
+
+    A path the working tree deleted (``Y`` is ``D``) is never looked for on disk: through a
+    folder replaced by a symlink it could still be reached, as another file.
+    """
+    read: list[str] = []
+    deleted: list[str] = []
+    cut = len(prefix)
+    for entry in out.split("\0"):
+        if len(entry) <= 3 or not entry.startswith(prefix, 3):
+            continue
+        path = entry[3 + cut:]
+        if entry[:2] in _UNMERGED:
+            read.append(path)
+        elif entry[1] == "D":
+            deleted.append(path)
+        elif entry[1] != " ":
+            read.append(path)
+    return read, deleted
 
 
 class GitHasher:
@@ -137,32 +234,43 @@ class GitHasher:
         changed = _Git(root, "status", "--porcelain", "-z", "-uno", "--no-renames",
                        "--ignore-submodules=none", "--", ".")
         untracked = _Git(root, "ls-files", "-o", "--exclude-standard", "-z")
+        attributes = _AttributeSources(root)
         prefix = self._prefix(root)  # status paths are relative to the top of the work tree
 
         listing = index.result()
-        digests, gitlinks, from_disk = parse_index(listing)
-        cut = len(prefix)
-        for entry in changed.result().split("\0"):
-            # "XY path"; paths are relative to the top of the work tree
-            if len(entry) > 3 and (entry[1] != " " or entry[:2] in _UNMERGED):
-                path = entry[3:]
-                if path.startswith(prefix):
-                    from_disk.append(path[cut:])
-        from_disk.extend(p for p in untracked.result().split("\0") if p)
-
+        digests, modes, gitlinks, from_disk = parse_index(listing)
+        read, deleted = parse_status(changed.result(), prefix)
+        for path in deleted:
+            digests.pop(path, None)
+        from_disk += read
+        new = [p for p in untracked.result().split("\0") if p]
+        from_disk += new
+        if attributes.present(listing, new):
+            from_disk += converted_paths(root, [p for p in digests if p not in gitlinks],
+                                         attributes.autocrlf)
+        links = {p: "" for p, mode in modes.items() if mode == SYMLINK_MODE and p in digests}
         self._hash_working_tree(root, [p for p in from_disk if not _excluded(p)], digests,
-                                gitlinks)
+                                gitlinks, links)
         if f"\t{MILA_DIR}/" in listing:  # committed by mistake; never an input
             for path in [p for p in digests if _excluded(p)]:
                 del digests[path]
+                links.pop(path, None)
+        for path in [p for p, target in links.items() if not target]:  # clean tracked links
+            try:
+                links[path] = link_target(root / path)
+            except OSError:  # not a link on disk after all: counted by the index alone
+                del links[path]
+        resolve_links(digests, links, root)
         return digests
 
     def _hash_working_tree(self, root: Path, paths: Iterable[str], digests: dict[str, str],
-                           gitlinks: set[str]) -> None:
-        """Replace the index's digest of each path by its working-tree content's (or drop it)."""
+                           gitlinks: set[str], links: dict[str, str]) -> None:
+        """Replace the index's digest of each path by its working tree's (or drop it). Regular
+        files are hashed here, as the bytes that ship (never ``git hash-object``: it applies
+        clean filters and reads some file names differently); symlinks go to ``links``."""
         cache = DigestCache(self.cache_dir, self.name) if self.cache_dir else None
-        to_hash: list[tuple[str, os.stat_result]] = []
         for path in dict.fromkeys(paths):
+            links.pop(path, None)
             if path.endswith("/"):  # an untracked nested repository: git lists its folder
                 commit = nested_repository_commit(root / path)
                 if commit:
@@ -171,54 +279,28 @@ class GitHasher:
             full = root / path
             try:
                 st = full.lstat()
+                if stat.S_ISLNK(st.st_mode):
+                    links[path] = link_target(full)
+                    digests[path] = raw_link_digest(links[path])
+                elif stat.S_ISREG(st.st_mode):
+                    blob = cache.get(path, st) if cache else None
+                    if blob is None:
+                        blob = file_blob_id(full, st.st_size)
+                        if cache:
+                            cache.put(path, st, blob)
+                    digests[path] = identity(blob, is_executable(st))
+                elif stat.S_ISDIR(st.st_mode) and path in gitlinks:
+                    commit = nested_repository_commit(full)
+                    if commit:
+                        digests[path] = commit
+                    else:
+                        digests.pop(path, None)
+                else:  # a file replaced by a folder (its files are listed as untracked),
+                    digests.pop(path, None)  # sockets, fifos: nothing git could commit
             except (FileNotFoundError, NotADirectoryError):
-                digests.pop(path, None)  # deleted in the working tree
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                digests[path] = symlink_blob_id(full)
-            elif stat.S_ISDIR(st.st_mode):
-                commit = nested_repository_commit(full) if path in gitlinks else None
-                if commit:
-                    digests[path] = commit
-                else:  # a file replaced by a folder: its files are listed as untracked
-                    digests.pop(path, None)
-            elif stat.S_ISREG(st.st_mode):
-                cached = cache.get(path, st) if cache else None
-                if cached:
-                    digests[path] = cached
-                else:
-                    to_hash.append((path, st))
-            else:  # sockets, fifos: nothing git could commit
-                digests.pop(path, None)
-        if to_hash:
-            hashed = self._hash_objects(root, [p for p, _ in to_hash])
-            for path, st in to_hash:
-                digest = hashed.get(path)
-                if digest is None:  # vanished while we hashed it
-                    digests.pop(path, None)
-                    continue
-                digests[path] = digest
-                if cache:
-                    cache.put(path, st, digest)
+                digests.pop(path, None)  # deleted in the working tree, or while we read it
         if cache:
             cache.save()
-
-    def _hash_objects(self, root: Path, paths: list[str]) -> dict[str, str]:
-        """Blob ids of working-tree files as git would store them (filters applied)."""
-        plain = [p for p in paths if "\n" not in p]
-        ids: dict[str, str] = {}
-        if plain:
-            out = subprocess.run(["git", "hash-object", "--stdin-paths"], cwd=root,
-                                 input=os.fsencode("\n".join(plain) + "\n"),
-                                 capture_output=True, check=False)
-            lines = out.stdout.decode().split()
-            if out.returncode == 0 and len(lines) == len(plain):
-                ids.update(zip(plain, lines, strict=True))
-        for p in paths:
-            if p not in ids:  # a newline in its name, or git failed on it (it vanished)
-                with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                    ids[p] = file_blob_id(root / p, (root / p).stat().st_size)
-        return ids
 
     # ------------------------------------------------------------------ other revisions
 
@@ -228,15 +310,24 @@ class GitHasher:
         out = _Git(root, "ls-tree", "-r", "-z", "--full-name", commit, "--", ".").result()
         prefix = self._prefix(root)
         digests: dict[str, str] = {}
+        links: list[str] = []
         for entry in out.split("\0"):
             if not entry:
                 continue
             meta, _, path = entry.partition("\t")
-            _mode, _kind, object_id = meta.split(" ")
+            mode, _kind, object_id = meta.split(" ")
             if path.startswith(prefix):
                 rel = path[len(prefix):]
                 if not _excluded(rel):
-                    digests[rel] = object_id
+                    digests[rel] = identity(object_id, mode == EXECUTABLE_MODE)
+                    if mode == SYMLINK_MODE:
+                        links.append(rel)
+        if links:
+            targets = {p: os.fsdecode(data)
+                       for p, data in self.revision_files(root, commit, links).items()}
+            for path, target in targets.items():
+                digests[path] = raw_link_digest(target)
+            resolve_links(digests, targets, root)
         return digests
 
     def revision_files(self, root: Path, revision: str, paths: Iterable[str]) -> dict[str, bytes]:

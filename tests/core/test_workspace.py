@@ -37,6 +37,31 @@ def test_services_packages_and_inferred_dependencies(project) -> None:
     assert g.topological_order().index("shop-core") < g.topological_order().index("api")
 
 
+def test_a_dependency_may_name_a_workspace_by_its_folder(project) -> None:
+    """A custom ``name`` does not hide the folder name: ``core`` still finds packages/core."""
+    project.root_config()
+    project.write("packages/core/mila.toml", '[package]\nname = "shared"\n')
+    project.write("packages/core/x.py", "")
+    project.write("services/api/template.yaml", "Resources: {}\n")
+    project.write("services/api/mila.toml", '[service]\nname = "orders-api"\n')
+    project.write("services/api/package.json", '{"dependencies": {"Core": "*"}}')
+    project.write("services/web/template.yaml", "Resources: {}\n")
+    project.write("services/web/pyproject.toml",
+                  '[project]\nname = "web"\ndependencies = ["api", "shared"]\n')
+    g = graph(project)
+    assert g["orders-api"].depends_on == ("shared",)  # folder name, PEP 503-normalised
+    assert g["web"].depends_on == ("orders-api", "shared")  # folder name and custom name
+
+
+def test_an_own_name_wins_over_another_workspace_folder_name(project) -> None:
+    project.root_config()
+    project.write("packages/a/mila.toml", '[package]\nname = "b"\n')
+    project.write("packages/b/mila.toml", '[package]\nname = "c"\n')
+    project.write("services/api/template.yaml", "Resources: {}\n")
+    project.write("services/api/pyproject.toml", '[project]\nname = "api"\ndependencies = ["b"]\n')
+    assert graph(project)["api"].depends_on == ("b",)  # the package named b, in folder a
+
+
 def test_cycle_is_printed(project) -> None:
     project.root_config()
     project.service("a", 'deployer = "fake"\ndepends_on = ["b"]\n')

@@ -1,24 +1,22 @@
 """The ``git`` and ``fs`` hashers: which files they list, the digest each file gets, and the
-cache. Every digest is a git object id, checked against git itself."""
+cache. Every digest is a file identity (a git object id, plus the mode), checked against git."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+from mila_git import blobs
 from mila_git import fs as fs_module
 from mila_git import git as git_module
-from mila_git.blobs import RACY_SECONDS, blob_id
+from mila_git.blobs import blob_id
 from mila_git.fs import FsHasher, ignored, parse_gitignore
 from mila_git.git import GitError, GitHasher
 from mila_hashtest import GIT_ENV, Repo
 
 from mila.plugins import build_plugin_manager
-
-OLD = time.time_ns() - int(10 * RACY_SECONDS * 1e9)
 
 
 def git(root: Path, *args: str, input: str | None = None) -> str:
@@ -43,10 +41,11 @@ def make(tmp_path: Path, files: dict[str, str], git_repo: bool = True) -> Path:
     return root
 
 
-def old_mtimes(root: Path) -> None:
-    for path in root.rglob("*"):
-        if path.is_file() and ".git" not in path.parts:
-            os.utime(path, ns=(OLD, OLD))
+@pytest.fixture
+def settled(monkeypatch):
+    """Files written before the run count as settled (a ctime cannot be set back, so instead
+    of ageing the files the racy window is closed)."""
+    monkeypatch.setattr(blobs, "RACY_SECONDS", 0.0)
 
 
 def test_registered_with_priorities() -> None:
@@ -73,7 +72,7 @@ def test_clean_tree_is_the_index_and_reads_no_file(tmp_path, monkeypatch) -> Non
             meta, path = line.split("\t")
             listed[path] = meta.split()[1]
     reads = []
-    monkeypatch.setattr(GitHasher, "_hash_objects", lambda self, r, paths: reads.append(paths) or {})
+    monkeypatch.setattr(git_module, "file_blob_id", lambda p, size: reads.append(p) or "")
     assert dict(GitHasher(root / ".mila/cache").file_digests(root)) == listed
     assert reads == []
     assert not (root / ".mila").exists()  # nothing to cache: the cache is not even opened
@@ -113,20 +112,51 @@ def test_project_in_a_subfolder_of_the_repository(tmp_path) -> None:
                                                               "b/c.py": blob_id(b"c")}
 
 
-def test_symlinks_are_their_target(tmp_path) -> None:
-    root = make(tmp_path, {"target.txt": "t"})
+def test_symlinks_are_their_target_and_what_they_reach(tmp_path) -> None:
+    root = make(tmp_path, {"target.txt": "t", "pkg/m.py": "m"})
     os.symlink("target.txt", root / "link")
-    os.symlink("../nowhere", root / "dangling")
+    os.symlink("nowhere", root / "dangling")
+    os.symlink("pkg", root / "folder-link")
     untracked = GitHasher(None).file_digests(root)
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "links")
     tracked = GitHasher(None).file_digests(root)
     assert untracked == tracked == FsHasher(None).file_digests(root)
-    assert tracked["link"] == blob_id(b"target.txt")
-    assert tracked["dangling"] == blob_id(b"../nowhere")
+    assert tracked == GitHasher(None).revision_digests(root, "HEAD")
+    assert tracked["link"] == f"120000:{blob_id(b'target.txt')}:{blob_id(b't')}"
+    assert tracked["dangling"] == f"120000:{blob_id(b'nowhere')}"
+    assert tracked["folder-link"].startswith(f"120000:{blob_id(b'pkg')}:tree:")
+    (root / "target.txt").write_text("t2")  # what packaging ships through the link changed
+    (root / "pkg/m.py").write_text("m2")
+    edited = GitHasher(None).file_digests(root)
+    assert edited["link"] != tracked["link"] and edited["folder-link"] != tracked["folder-link"]
+    assert edited == FsHasher(None).file_digests(root)
     os.unlink(root / "link")
     os.symlink("other", root / "link")
-    assert GitHasher(None).file_digests(root)["link"] == blob_id(b"other")
+    assert GitHasher(None).file_digests(root)["link"] == f"120000:{blob_id(b'other')}"
+
+
+@pytest.mark.parametrize("target", ["../../outside", "/etc/hostname", "../pkg/../../outside"])
+def test_a_symlink_leaving_the_project_is_an_error(tmp_path, target) -> None:
+    from mila_git.blobs import HashError
+
+    root = make(tmp_path, {"pkg/m.py": "m"})
+    os.symlink(target, root / "pkg/escape")
+    for hasher in (GitHasher(None), FsHasher(None)):
+        with pytest.raises(HashError, match="'pkg/escape' points outside the project"):
+            hasher.file_digests(root)
+
+
+def test_symlink_loops_and_chains(tmp_path) -> None:
+    root = make(tmp_path, {"a/f.txt": "f"})
+    os.symlink("..", root / "a/up")  # the folder holding it: listed by its target path
+    os.symlink("loop2", root / "loop1")
+    os.symlink("loop1", root / "loop2")
+    os.symlink("a/up/a/f.txt", root / "chain")
+    digests = GitHasher(None).file_digests(root)
+    assert digests == FsHasher(None).file_digests(root)
+    assert digests["loop1"] == f"120000:{blob_id(b'loop2')}"
+    assert digests["chain"] == f"120000:{blob_id(b'a/up/a/f.txt')}:{blob_id(b'f')}"
 
 
 def test_nested_repositories_and_submodules_are_their_commit(tmp_path) -> None:
@@ -211,10 +241,9 @@ def test_gitignore_parser() -> None:
 # --------------------------------------------------------------------------- the cache
 
 
-def test_fs_cache_reads_each_unchanged_file_once(tmp_path, monkeypatch) -> None:
+def test_fs_cache_reads_each_unchanged_file_once(tmp_path, monkeypatch, settled) -> None:
     root = make(tmp_path, {f"d{i}/f{j}.txt": f"{i}-{j}" for i in range(3) for j in range(5)},
                 git_repo=False)
-    old_mtimes(root)
     reads: list[str] = []
     real = fs_module.file_blob_id
     monkeypatch.setattr(fs_module, "file_blob_id", lambda p, s: reads.append(str(p)) or real(p, s))
@@ -224,40 +253,55 @@ def test_fs_cache_reads_each_unchanged_file_once(tmp_path, monkeypatch) -> None:
     reads.clear()
     assert FsHasher(cache).file_digests(root) == first
     assert reads == []
-    (root / "d0/f0.txt").write_text("changed")  # recent: read now, not cached (racy)
+    (root / "d0/f0.txt").write_text("changed")
     second = FsHasher(cache).file_digests(root)
     assert second["d0/f0.txt"] == blob_id(b"changed") and len(reads) == 1
     FsHasher(cache).file_digests(root)
-    assert len(reads) == 2
+    assert len(reads) == 1
     import shutil
 
     shutil.rmtree(root / ".mila")
     assert FsHasher(cache).file_digests(root) == second
 
 
-def test_same_size_edit_within_a_clock_tick_is_not_served_stale(tmp_path) -> None:
+@pytest.mark.parametrize("kind", ["fs", "git"])
+def test_a_rewrite_that_keeps_size_and_mtime_is_not_served_stale(tmp_path, settled, kind) -> None:
+    """``cp -p``, ``rsync``, ``tar -x``, ``touch -r``: same size, same mtime, same inode; only
+    the ctime tells."""
+    root = make(tmp_path, {"a.txt": "aaaa"}, git_repo=kind == "git")
+    (root / "new.txt").write_text("cccc")  # untracked: read and cached by git too
+    hasher = (GitHasher if kind == "git" else FsHasher)(root / ".mila/cache")
+    st = (root / "new.txt").stat()
+    assert hasher.file_digests(root)["new.txt"] == blob_id(b"cccc")
+    with open(root / "new.txt", "r+b") as f:  # in place: the inode stays
+        f.write(b"dddd")
+    os.utime(root / "new.txt", ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (root / "new.txt").stat().st_ino == st.st_ino
+    assert hasher.file_digests(root)["new.txt"] == blob_id(b"dddd")
+
+
+def test_a_file_changed_just_before_the_run_is_not_cached(tmp_path, monkeypatch) -> None:
+    """git's racy rule: within RACY_SECONDS of the run a same-tick change could keep the key."""
     root = make(tmp_path, {"a.txt": "aaaa"}, git_repo=False)
-    cache = root / ".mila/cache"
-    st = (root / "a.txt").stat()
-    FsHasher(cache).file_digests(root)
-    (root / "a.txt").write_text("bbbb")
-    os.utime(root / "a.txt", ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same mtime
-    assert FsHasher(cache).file_digests(root)["a.txt"] == blob_id(b"bbbb")
+    reads: list[str] = []
+    real = fs_module.file_blob_id
+    monkeypatch.setattr(fs_module, "file_blob_id", lambda p, s: reads.append(str(p)) or real(p, s))
+    for _ in range(2):
+        FsHasher(root / ".mila/cache").file_digests(root)
+    assert len(reads) == 2
 
 
-def test_git_cache_covers_untracked_files(tmp_path, monkeypatch) -> None:
+def test_git_cache_covers_untracked_files(tmp_path, monkeypatch, settled) -> None:
     root = make(tmp_path, {"a.py": "a"})
     for i in range(5):
         (root / f"new{i}.py").write_text(str(i))
-    old_mtimes(root)
-    calls: list[list[str]] = []
-    real = GitHasher._hash_objects
-    monkeypatch.setattr(GitHasher, "_hash_objects",
-                        lambda self, r, paths: calls.append(paths) or real(self, r, paths))
+    calls: list[str] = []
+    real = git_module.file_blob_id
+    monkeypatch.setattr(git_module, "file_blob_id", lambda p, size: calls.append(p) or real(p, size))
     first = GitHasher(root / ".mila/cache").file_digests(root)
-    assert len(calls[0]) == 5
+    assert len(calls) == 5
     assert GitHasher(root / ".mila/cache").file_digests(root) == first
-    assert len(calls) == 1
+    assert len(calls) == 5
 
 
 def test_corrupt_cache_is_ignored(tmp_path) -> None:
@@ -320,3 +364,71 @@ def test_file_that_changed_size_since_its_stat_is_hashed_as_read(tmp_path) -> No
     path.write_bytes(big)
     assert file_blob_id(path, len(big)) == blob_id(big)
     assert file_blob_id(path, 7) == blob_id(big)
+
+
+# --------------------------------------------------------------------------- identity: what ships
+
+
+ODD_NAMES = ["x\r", '"uv.lock"', "back\\slash", "-dash", "tab\there", " lead space", "trail space ",
+             "new\nline", "ünï", os.fsdecode(b"latin1-\xe9")]
+
+
+@pytest.mark.parametrize("tracked", [False, True])
+def test_any_file_name_is_hashed_as_itself(tmp_path, tracked) -> None:
+    root = make(tmp_path, {"x": "neighbour", "uv.lock": "lock"})
+    for i, name in enumerate(ODD_NAMES):
+        (root / name).write_bytes(b"odd %d" % i)
+    if tracked:
+        git(root, "add", "-A")
+        git(root, "commit", "-q", "-m", "odd")
+        for name in ODD_NAMES:  # dirty: read from disk
+            (root / name).write_bytes((root / name).read_bytes() + b"!")
+    digests = GitHasher(None).file_digests(root)
+    for name in ODD_NAMES:
+        assert digests[name] == blob_id((root / name).read_bytes()), repr(name)
+    assert digests["x"] == blob_id(b"neighbour") and digests["uv.lock"] == blob_id(b"lock")
+    assert digests == FsHasher(None).file_digests(root)
+
+
+def test_a_folder_replaced_by_a_symlink_is_not_read_through_it(tmp_path) -> None:
+    root = make(tmp_path, {"a/f.txt": "a", "b/f.txt": "b"})
+    import shutil
+
+    shutil.rmtree(root / "a")
+    os.symlink("b", root / "a")
+    digests = GitHasher(None).file_digests(root)
+    assert "a/f.txt" not in digests  # git says deleted; a/f.txt on disk is b/f.txt
+    assert digests == FsHasher(None).file_digests(root)
+
+
+def test_the_executable_bit_counts(tmp_path) -> None:
+    root = make(tmp_path, {"bootstrap": "#!/bin/sh\n", "lib.py": "x"})
+    before = GitHasher(None).file_digests(root)
+    os.chmod(root / "bootstrap", 0o755)
+    dirty = GitHasher(None).file_digests(root)
+    assert dirty["bootstrap"] == "100755:" + before["bootstrap"]
+    assert dirty == FsHasher(None).file_digests(root)
+    git(root, "commit", "-q", "-am", "x")
+    assert GitHasher(None).file_digests(root) == dirty == GitHasher(None).revision_digests(root, "HEAD")
+    os.chmod(root / "bootstrap", 0o644)
+    assert GitHasher(None).file_digests(root) == before
+
+
+@pytest.mark.parametrize("attributes", ["* text=auto\n", "*.txt eol=crlf\n", "*.txt text\n"])
+def test_converted_files_are_hashed_as_the_bytes_that_ship(tmp_path, attributes) -> None:
+    root = make(tmp_path, {".gitattributes": attributes, "plain.bin": "x"})
+    (root / "crlf.txt").write_bytes(b"one\r\ntwo\r\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "crlf")
+    digests = GitHasher(None).file_digests(root)
+    assert digests["crlf.txt"] == blob_id((root / "crlf.txt").read_bytes())
+    assert digests == FsHasher(None).file_digests(root)
+
+
+def test_autocrlf_files_are_hashed_as_the_bytes_that_ship(tmp_path) -> None:
+    root = make(tmp_path, {"a.txt": "a"})
+    git(root, "config", "core.autocrlf", "true")
+    (root / "crlf.txt").write_bytes(b"one\r\ntwo\r\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "crlf")
+    assert GitHasher(None).file_digests(root) == FsHasher(None).file_digests(root)
