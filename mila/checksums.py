@@ -302,26 +302,41 @@ def workspace_files(ws: Workspace, paths: Sequence[str], values: Sequence[str]) 
     files = {p[cut:]: d for p, d in zip(paths[lo:hi], values[lo:hi], strict=True)}
     # its own mila.toml is hashed as parsed config (``config``): a comment changes nothing
     files.pop("mila.toml", None)
+    # its environment files enter per environment, as variables (``deploy_checksum``): a new
+    # line in envs/.env.prod must not redeploy dev
+    for rel in _env_files(files):
+        del files[rel]
     if ws.src:  # the keys are still sorted: the common prefix was cut from sorted paths
         files = {r: files[r] for r in select_files(list(files), ws.src)}
     return files
+
+
+def _env_files(files: Mapping[str, str]) -> list[str]:
+    """The environment files (``envs/.env``, ``envs/.env.<env>``) among a workspace's files."""
+    return [r for r in files if r.startswith("envs/.env") and (r == "envs/.env" or r[9] == ".")]
 
 
 # --------------------------------------------------------------------------- per deployment
 
 
 def deploy_checksum(project: Project, base: Checksum, service: Workspace, environment: str,
-                    region: str) -> Checksum:
-    """Folds every plugin's ``mila_checksum_inputs(service=, environment=, region=)`` into
-    ``base``. With no inputs the result *is* ``base`` (same checksum). Input values are hashed;
-    the manifest keeps ``"<plugin>:<name>" -> sha256(value)``, never a value in clear."""
+                    region: str, variables: Mapping[str, str] | None = None) -> Checksum:
+    """Folds every plugin's ``mila_checksum_inputs(service=, environment=, region=)`` and the
+    service's environment ``variables`` (``{name: digest}``, see
+    :func:`mila.variables.variable_digests`) into ``base``. With neither the result *is*
+    ``base`` (same checksum). Input values are hashed; the manifest keeps
+    ``"<plugin>:<name>" -> sha256(value)`` and ``variables``, never a value in clear."""
     inputs = checksum_inputs(project, service, environment, region)
-    if not inputs:
+    if not inputs and not variables:
         return base
-    checksum = sha256_hex(canonical_json({"format": FORMAT, "base": base.checksum,
-                                          "inputs": inputs}))
+    document: dict[str, Any] = {"format": FORMAT, "base": base.checksum, "inputs": inputs}
+    if variables:  # absent when none: checksums recorded before variables existed still match
+        document["variables"] = dict(sorted(variables.items()))
+    checksum = sha256_hex(canonical_json(document))
     manifest = {**base.manifest, "checksum": checksum, "base_checksum": base.checksum,
                 "inputs": inputs, "environment": environment, "region": region}
+    if variables:
+        manifest["variables"] = document["variables"]
     return Checksum(base.name, checksum, manifest)  # a dict: state backends json.dumps it
 
 
@@ -390,14 +405,15 @@ def explain(old: Mapping[str, Any] | None, new: Mapping[str, Any], limit: int = 
                       if op.get("project", {}).get(k) != np.get("project", {}).get(k))
         lines.append(f"project settings changed: {', '.join(keys)}")
 
-    oi, ni = old.get("inputs") or {}, new.get("inputs") or {}
-    for key in sorted(set(oi) | set(ni)):
-        if key not in oi:
-            lines.append(f"input {key} added")
-        elif key not in ni:
-            lines.append(f"input {key} removed")
-        elif oi[key] != ni[key]:
-            lines.append(f"input {key} changed")
+    for what, part in (("input", "inputs"), ("variable", "variables")):
+        oi, ni = old.get(part) or {}, new.get(part) or {}
+        for key in sorted(set(oi) | set(ni)):
+            if key not in oi:
+                lines.append(f"{what} {key} added")
+            elif key not in ni:
+                lines.append(f"{what} {key} removed")
+            elif oi[key] != ni[key]:
+                lines.append(f"{what} {key} changed")
     return lines or ["checksum changed"]
 
 

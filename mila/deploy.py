@@ -50,6 +50,7 @@ from mila.parameters import resolve_parameters
 from mila.planner import plan_deployment, plan_removal, service_regions
 from mila.project import Project
 from mila.protocols import DeployContext
+from mila.variables import ResolvedVariable, VariableResolver, context_variables, variable_digests
 
 log = get_logger("mila.deploy")
 ActionKey = tuple[str, str]
@@ -66,6 +67,9 @@ class Prepared:
     manifests: dict[ActionKey, Mapping[str, Any]] = field(default_factory=dict)
     state_fingerprint: str = ""
     options: dict[str, Any] = field(default_factory=dict)  # how the plan was made (-s, --force)
+    #: each planned (service, region)'s environment variables, checked at plan time
+    variables: dict[ActionKey, Mapping[str, ResolvedVariable]] = field(default_factory=dict)
+    resolver: VariableResolver | None = None  # reused at deploy time (its lookups are cached)
 
 
 def parse_services(value: str | None) -> list[str] | None:
@@ -112,10 +116,17 @@ def prepare(project: Project, environment: str, *, only: Collection[str] | None 
     base = workspace_checksums(project, sorted(chosen))
     checksums: dict[ActionKey, str] = {}
     manifests: dict[ActionKey, Mapping[str, Any]] = {}
+    resolver = VariableResolver(project)
+    variables: dict[ActionKey, Mapping[str, ResolvedVariable]] = {}
     for s in services:
         for region in service_regions(s, env):
             if s.name in chosen:
-                c = deploy_checksum(project, base[s.name], s, environment, region)
+                # a missing ${ssm:}/${secret:} refuses the plan here, before any lock or write
+                resolved = variables[(s.name, region)] = resolver.resolve(
+                    s.name, s.path, environment, region,
+                    dependencies=set(graph.dependencies(s.name, transitive=True)))
+                c = deploy_checksum(project, base[s.name], s, environment, region,
+                                    variable_digests(resolved))
                 checksums[(s.name, region)], manifests[(s.name, region)] = c.checksum, c.manifest
             else:
                 checksums[(s.name, region)] = ""  # not planned; never compared
@@ -135,7 +146,8 @@ def prepare(project: Project, environment: str, *, only: Collection[str] | None 
     check_policies(project, plan)
     return Prepared(plan, env, records, manifests, state_fingerprint(records),
                     {"services": sorted(only) if only is not None else None, "force": force,
-                     "regions": sorted(regions) if regions is not None else None})
+                     "regions": sorted(regions) if regions is not None else None},
+                    variables, resolver)
 
 
 def prepare_removal(project: Project, environment: str, *, only: Collection[str] | None = None,
@@ -327,10 +339,14 @@ def execute(project: Project, prepared: Prepared, options: RunOptions,
                                             environment=action.environment, region=action.region,
                                             outputs=dep_outputs) \
                     if ws is not None and action.kind is not ActionKind.DESTROY else {}
+                values, resolved = context_variables(
+                    prepared.resolver or VariableResolver(project), prepared.variables.get(key),
+                    ws, action.environment, action.region, dep_outputs)
                 context = DeployContext(
                     project=project.config.name, environment=env, region=action.region,
                     workspace=ws, root=project.root, parameters=frozen_mapping(params),
                     dependency_outputs=frozen_mapping(dep_outputs),
+                    variables=values, resolved_variables=frozen_mapping(resolved),
                     report=functools.partial(reporter.phase, key),
                     log=logfile, cancel=cancel_event,
                     options=frozen_mapping({"disable_rollback": options.disable_rollback}))

@@ -6,8 +6,8 @@ later breaks no plugin. Implement a hook with ``@mila.hookimpl`` in a module reg
 an entry point in the group ``mila`` (see ``docs/plugins.md``).
 
 Registration hooks (``mila_hashers``, ``mila_state_backends``, ``mila_deployers``,
-``mila_commands``) return a list of small frozen objects; the core validates them, refuses
-duplicates with an error naming the plugin, and owns their lifecycle.
+``mila_reference_resolvers``, ``mila_commands``) return a list of small frozen objects; the core
+validates them, refuses duplicates with an error naming the plugin, and owns their lifecycle.
 """
 
 from __future__ import annotations
@@ -22,7 +22,12 @@ if TYPE_CHECKING:
 
     from mila.config import ProjectConfig
     from mila.model import Action, Identity, Plan, Record, Status, Workspace
-    from mila.protocols import DeployerType, HasherType, StateBackendType
+    from mila.protocols import (
+        DeployerType,
+        HasherType,
+        ReferenceResolverType,
+        StateBackendType,
+    )
 
 hookspec = pluggy.HookspecMarker("mila")
 
@@ -55,6 +60,20 @@ def mila_deployers() -> Sequence[DeployerType]:
 
     A workspace is a service when its ``[service].deployer`` names one, or when a deployer's
     ``detect`` recognises the folder. Built-ins: ``sam`` and ``cloudformation``.
+    """
+
+
+@hookspec
+def mila_reference_resolvers() -> Sequence[ReferenceResolverType]:
+    """Register reference kinds: return a list of :class:`mila.protocols.ReferenceResolverType`.
+
+    A value ``${<kind>:<target>}`` in an environment file (``envs/.env*``) is looked up by the
+    resolver registered under ``<kind>``: at plan time ``describe(target, region)`` checks it
+    exists and returns its version (folded into the checksum; a missing one refuses the plan,
+    exit 2); at deploy time a deployer either hands the cloud the version's
+    ``dynamic_reference`` or reads ``value(target, region, version)``. Values are never stored
+    or logged. Built-ins (plugin ``aws``): ``ssm`` (SSM Parameter Store) and ``secret``
+    (Secrets Manager, ``${secret:name}`` or ``${secret:name:json-key}``). ``env`` is reserved.
     """
 
 

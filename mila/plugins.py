@@ -26,7 +26,7 @@ import pluggy
 
 from mila import hookspecs
 from mila.errors import MilaError, PluginError
-from mila.protocols import DeployerType, HasherType, StateBackendType
+from mila.protocols import DeployerType, HasherType, ReferenceResolverType, StateBackendType
 
 if TYPE_CHECKING:
     import click
@@ -69,6 +69,7 @@ class Registry:
     state_backends: dict[str, StateBackendType] = field(default_factory=dict)
     deployers: dict[str, DeployerType] = field(default_factory=dict)
     commands: dict[str, click.Command] = field(default_factory=dict)
+    reference_resolvers: dict[str, ReferenceResolverType] = field(default_factory=dict)
     owners: dict[tuple[str, str], str] = field(default_factory=dict)  # (kind, name) -> plugin
 
 
@@ -134,6 +135,8 @@ class MilaPluginManager(pluggy.PluginManager):
             self._collect(reg, "state backend", reg.state_backends, self.hook.mila_state_backends)
             self._collect(reg, "deployer", reg.deployers, self.hook.mila_deployers)
             self._collect(reg, "command", reg.commands, self.hook.mila_commands)
+            self._collect(reg, "reference kind", reg.reference_resolvers,
+                          self.hook.mila_reference_resolvers)
             self._registry = reg
         return self._registry
 

@@ -170,7 +170,10 @@ class DeployContext:
     ``report(phase, message)`` updates the progress line (never print); ``log`` is the action's
     log file; ``cancel`` is set on Ctrl-C (a deployer should stop waiting and, where the cloud
     allows, cancel what it started). ``dependency_outputs`` maps each service this one depends on
-    to its recorded outputs in the same environment and region.
+    to its recorded outputs in the same environment and region. ``variables`` and
+    ``resolved_variables`` are the service's environment variables (``docs/configuration.md``,
+    "Environment files"): a deployer delivers them to what it deploys (the CloudFormation
+    deployer to every Lambda function, the shell deployer to its commands' environment).
     """
 
     project: str
@@ -184,6 +187,13 @@ class DeployContext:
     log: TextIO | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     options: Mapping[str, Any] = field(default_factory=frozen_mapping)  # e.g. disable_rollback
+    #: the service's environment variables by name, values resolved in ``region`` (a secret's
+    #: value is read only when a deployer reads it), plus ``AWS_REGION`` and ``MILA_ENV``
+    variables: Mapping[str, str] = field(default_factory=frozen_mapping)
+    #: the variables of the service's environment files (no ``AWS_REGION``/``MILA_ENV``), each a
+    #: :class:`mila.variables.ResolvedVariable` saying where it comes from and which references
+    #: it holds, so a deployer can hand the cloud a reference instead of a value
+    resolved_variables: Mapping[str, Any] = field(default_factory=frozen_mapping)
 
 
 @runtime_checkable
@@ -232,3 +242,63 @@ class DeployerType:
     priority: int = 100
     config_keys: frozenset[str] = frozenset()
     inputs: Callable[[Workspace, Path], Iterable[Path]] | None = None
+
+
+# --------------------------------------------------------------------------- references
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceInfo:
+    """What a plan learns about one ``${<kind>:<target>}`` reference in one region, without
+    reading its value.
+
+    ``version`` identifies the value (an SSM parameter's version number, a secret's current
+    version id): it goes into the checksum, so a new version redeploys its consumers, and the
+    deploy uses exactly that version. ``secure`` masks the value wherever mila shows it
+    (SecureString parameters, secrets). ``dynamic_reference`` is the CloudFormation dynamic
+    reference (``{{resolve:…}}``) that resolves to this version's value inside a Lambda
+    function's environment, or ``None`` when CloudFormation cannot resolve it there (an SSM
+    SecureString): a deployer then passes the value as a ``NoEcho`` parameter. ``type`` is shown
+    to users (``String``, ``SecureString``, ``secret``).
+    """
+
+    version: str
+    secure: bool = False
+    dynamic_reference: str | None = None
+    type: str = ""
+
+
+@runtime_checkable
+class ReferenceResolver(Protocol):
+    """Looks up the references of one kind (``ssm``, ``secret``) that environment files name.
+
+    ``target`` is the text after ``<kind>:`` as written (``/shop/dev/api-url``,
+    ``shop/dev/stripe:api_key``); the resolver interprets it. No method may log or store a
+    value.
+    """
+
+    name: str
+
+    def describe(self, target: str, region: str) -> ReferenceInfo | None:
+        """At plan time: the reference's current version in ``region``, or ``None`` when it
+        does not exist there. Must not need permission to read the value itself."""
+        ...
+
+    def value(self, target: str, region: str, version: str) -> str:
+        """At deploy time, for deployers that need the value (never stored, never logged)."""
+        ...
+
+    def copy(self, target: str, source_region: str, target_region: str) -> bool:
+        """``mila envs create-replicate``: copy the referenced parameter or secret from
+        ``source_region`` to ``target_region``; ``False`` when it already exists there."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceResolverType:
+    """Registration of a reference kind: ``${<name>:<target>}`` in an environment file is
+    looked up by the resolver ``create(config)`` returns. Built-ins (plugin ``aws``): ``ssm``
+    and ``secret``. ``env`` is the core's (the shell's variables) and cannot be registered."""
+
+    name: str
+    create: Callable[[ProjectConfig], ReferenceResolver]

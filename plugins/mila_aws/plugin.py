@@ -1,5 +1,6 @@
-"""Hook implementations of the built-in ``aws`` plugin: the DynamoDB + S3 state backend and the
-AWS identity.
+"""Hook implementations of the built-in ``aws`` plugin: the DynamoDB + S3 state backend, the
+AWS identity, and the ``ssm`` and ``secret`` references of environment files
+(:mod:`mila_aws.references`).
 
 ``[state] backend = "aws"`` (the default) accepts ``table`` and ``checksums`` (the bucket);
 both default to ``<project>-mila-state`` / ``<project>-mila-checksums`` and live in
@@ -19,12 +20,12 @@ from typing import TYPE_CHECKING
 
 from mila import hookimpl
 from mila.errors import StateError
-from mila.protocols import StateBackendType
+from mila.protocols import ReferenceResolverType, StateBackendType
 
 if TYPE_CHECKING:
     from mila.config import ProjectConfig
     from mila.model import Identity
-    from mila.protocols import StateBackend
+    from mila.protocols import ReferenceResolver, StateBackend
 
 
 def create_state(config: ProjectConfig) -> StateBackend:
@@ -41,6 +42,25 @@ def create_state(config: ProjectConfig) -> StateBackend:
 def mila_state_backends() -> Sequence[StateBackendType]:
     return [StateBackendType(name="aws", create=create_state,
                              config_keys=frozenset({"table", "checksums"}))]
+
+
+def create_ssm(config: ProjectConfig) -> ReferenceResolver:
+    from mila_aws.references import SsmParameters
+
+    return SsmParameters()
+
+
+def create_secrets(config: ProjectConfig) -> ReferenceResolver:
+    from mila_aws.references import Secrets
+
+    return Secrets()
+
+
+@hookimpl
+def mila_reference_resolvers() -> Sequence[ReferenceResolverType]:
+    """``${ssm:/path}`` and ``${secret:name[:json-key]}`` in environment files."""
+    return [ReferenceResolverType(name="ssm", create=create_ssm),
+            ReferenceResolverType(name="secret", create=create_secrets)]
 
 
 @hookimpl

@@ -42,6 +42,7 @@ from mila.protocols import DeployContext
 from .packaging import ArtifactStore, needs_packaging, package_template
 from .plugin import VERSION
 from .templates import Template, dump_template, find_template, load_template
+from .variables import deliver_variables
 
 CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND")
 #: The largest ``TemplateBody`` CloudFormation accepts; larger templates go through S3.
@@ -413,6 +414,10 @@ class StackDeployer:
         run = _Run(self, action, context, name)
         run.log(f"{self.name}: stack {name} in {context.region} from {template.shown}")
         try:
+            delivery = deliver_variables(template, context)  # env files -> Lambda functions
+            for warning in delivery.warnings:
+                run.log(f"warning: {warning}")
+            template, parameters = delivery.template, {**parameters, **delivery.parameters}
             identity = self.verify(context.region)
             body = self.package(run, template, getattr(identity, "account", None))
             return self._deploy(run, template, body, parameters, settings)

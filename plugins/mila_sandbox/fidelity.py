@@ -28,6 +28,7 @@ FIXES: tuple[str, ...] = (
     "cfn_types",
     "cfn_stacks",
     "cfn_changesets",
+    "cfn_dynamic_refs",
 )
 
 _installed = False

@@ -67,7 +67,8 @@ class FakeDeployer:
         self._record(context, {"op": "deploy", "service": action.service, "region": action.region,
                                "start": start, "end": time.time(), "ok": True,
                                "dependency_outputs": {k: dict(v) for k, v in
-                                                      context.dependency_outputs.items()}})
+                                                      context.dependency_outputs.items()},
+                               "variables": dict(context.variables)})
         return DeployResult(stack_name=stack, outputs=outputs)
 
     def destroy(self, action: Action, context: DeployContext) -> DeployResult:

@@ -1,0 +1,419 @@
+"""Environment variables of a service: dotenv files, their placeholders, and their resolution.
+
+Files, in this order (a later file wins for the same name), all optional::
+
+    envs/.env                    at the project root: every service, every environment
+    envs/.env.<env>              at the root: every service of one environment
+    <service>/envs/.env          one service, every environment
+    <service>/envs/.env.<env>    one service, one environment
+
+They are parsed by python-dotenv (quotes, ``export``, comments, multi-line values) without its
+own interpolation: mila substitutes its placeholders itself, so a value is the same on every
+machine. A value may hold ``${env}``, ``${region}``, ``${env:NAME}`` (the shell's variable
+``NAME``, explicitly), ``${service.Output}`` (a dependency's output) and references
+``${<kind>:<target>}`` looked up by the plugins registered with ``mila_reference_resolvers``
+(``${ssm:/path}``, ``${secret:name}``, ``${secret:name:json-key}`` with the ``aws`` plugin).
+
+At plan time a :class:`VariableResolver` checks every reference exists in the target region and
+learns its version (never its value); each variable's :meth:`ResolvedVariable.digest` goes into
+the checksum. At deploy time deployers either hand the cloud a reference (CloudFormation dynamic
+references) or read values through :class:`VariableValues`, which fetches a reference's value
+only when asked. No value of a reference is ever stored, logged or shown unmasked when secure.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mila.errors import ConfigError, MilaError, PluginError
+from mila.logs import get_logger
+from mila.protocols import ReferenceInfo, ReferenceResolver
+
+if TYPE_CHECKING:
+    from mila.model import Workspace
+    from mila.project import Project
+
+log = get_logger("mila.variables")
+
+ENV_DIR = "envs"
+#: Set by mila for every deployer (``DeployContext.variables``); a file may not set them.
+MILA_VARIABLES = ("AWS_REGION", "MILA_ENV")
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+MASK = "****"
+
+
+# ----------------------------------------------------------------------------- files
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """One ``NAME=value`` of an environment file, as written (quotes removed)."""
+
+    name: str
+    value: str
+    file: str  # relative to the project root
+    line: int
+
+    @property
+    def source(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+def env_files(service_path: str, environment: str) -> list[str]:
+    """The four files a service reads, root-relative, in precedence order (last wins)."""
+    folder = "" if service_path in ("", ".") else service_path.rstrip("/") + "/"
+    names = [f"{ENV_DIR}/.env", f"{ENV_DIR}/.env.{environment}"]
+    files = list(names)
+    if folder:
+        files += [folder + n for n in names]
+    return files
+
+
+def parse_env_text(text: str, shown: str) -> list[Variable]:
+    """Parse dotenv ``text`` with python-dotenv's parser (the one ``dotenv_values`` uses, read
+    binding by binding to keep line numbers and to refuse what ``dotenv_values`` only warns
+    about). ``shown`` names the file in errors."""
+    from dotenv.parser import parse_stream
+
+    out: list[Variable] = []
+    for binding in parse_stream(io.StringIO(text)):
+        line = binding.original.line
+        if binding.error:
+            raise ConfigError(f"line {line}: cannot parse {binding.original.string.strip()[:60]!r}",
+                              file=shown, hint="write NAME=value (quote values with spaces or #)")
+        if binding.key is None:
+            continue  # blank line or comment
+        if binding.value is None:
+            raise ConfigError(f"line {line}: '{binding.key}' has no value", file=shown,
+                              hint=f"write {binding.key}= for an empty value")
+        if not NAME_RE.match(binding.key):
+            raise ConfigError(f"line {line}: '{binding.key}' is not a valid variable name",
+                              file=shown, hint="use letters, digits and _, not starting with a digit")
+        if binding.key in MILA_VARIABLES:
+            raise ConfigError(f"line {line}: {binding.key} is set by mila", file=shown,
+                              hint=f"remove it; mila sets {' and '.join(MILA_VARIABLES)} itself")
+        out.append(Variable(binding.key, binding.value, shown, line))
+    return out
+
+
+def read_env_file(root: Path, shown: str) -> list[Variable]:
+    """The variables of one file (``[]`` when it does not exist)."""
+    path = root / shown
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except UnicodeDecodeError:
+        raise ConfigError("an environment file must be UTF-8 text", file=shown) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", file=shown) from None
+    return parse_env_text(text, shown)
+
+
+def load_variables(root: Path, service_path: str, environment: str) -> dict[str, Variable]:
+    """The service's variables in ``environment``: the four files merged, last wins (a name
+    keeps the place it first had, so the order is stable)."""
+    merged: dict[str, Variable] = {}
+    for shown in env_files(service_path, environment):
+        for variable in read_env_file(root, shown):
+            merged[variable.name] = variable
+    return merged
+
+
+# ----------------------------------------------------------------------------- placeholders
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedReference:
+    """A ``${<kind>:<target>}`` checked in one region: its version, never its value."""
+
+    kind: str
+    target: str
+    region: str
+    info: ReferenceInfo
+
+    @property
+    def placeholder(self) -> str:
+        return f"${{{self.kind}:{self.target}}}"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputRef:
+    """``${service.Output}``: known at deploy time, from the dependency's recorded outputs."""
+
+    service: str
+    output: str
+
+
+Part = str | ResolvedReference | OutputRef
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedVariable:
+    """A variable for one environment and region: literal text and what it refers to."""
+
+    name: str
+    file: str
+    line: int
+    raw: str  # the value as written
+    parts: tuple[Part, ...]
+
+    @property
+    def source(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    @property
+    def references(self) -> tuple[ResolvedReference, ...]:
+        return tuple(p for p in self.parts if isinstance(p, ResolvedReference))
+
+    @property
+    def secure(self) -> bool:
+        """Whether the value must be masked (it holds a secret or a SecureString)."""
+        return any(r.info.secure for r in self.references)
+
+    def digest_document(self) -> list[list[str]]:
+        """What the checksum hashes: text, references by version, outputs by name."""
+        doc: list[list[str]] = []
+        for part in self.parts:
+            if isinstance(part, str):
+                doc.append(["text", part])
+            elif isinstance(part, ResolvedReference):
+                doc.append(["ref", part.kind, part.target, part.info.version])
+            else:
+                doc.append(["output", part.service, part.output])
+        return doc
+
+    def render(self, reference: Callable[[ResolvedReference], str],
+               outputs: Mapping[str, Mapping[str, str]]) -> str:
+        """The value, with each reference replaced by ``reference(ref)`` and each output by
+        its value in ``outputs``."""
+        out: list[str] = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+            elif isinstance(part, ResolvedReference):
+                out.append(reference(part))
+            else:
+                found = outputs.get(part.service, {})
+                if part.output not in found:
+                    raise MilaError(f"{self.source}: {self.name}: '{part.service}' has no output "
+                                    f"'{part.output}'",
+                                    hint=f"its outputs are: {', '.join(sorted(found)) or 'none'}")
+                out.append(str(found[part.output]))
+        return "".join(out)
+
+    def shown(self, outputs: Mapping[str, Mapping[str, str]] | None = None) -> str:
+        """For people: text as is, references as written (masked when secure), outputs
+        resolved when known."""
+        if self.secure:
+            return MASK
+        out: list[str] = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+            elif isinstance(part, ResolvedReference):
+                out.append(part.placeholder)
+            else:
+                value = (outputs or {}).get(part.service, {}).get(part.output)
+                out.append(value if value is not None else f"${{{part.service}.{part.output}}}")
+        return "".join(out)
+
+
+# ----------------------------------------------------------------------------- resolution
+
+
+class VariableResolver:
+    """Resolves services' variables for one run; each reference is described once per region.
+
+    ``strict`` (plans): a missing reference, shell variable or output is an error (exit 2)
+    naming the file, the variable, the region and what was looked up. Not strict (destroys):
+    a warning, and the variable is left out.
+    """
+
+    def __init__(self, project: Project, *, environ: Mapping[str, str] | None = None) -> None:
+        self.project = project
+        self.environ = os.environ if environ is None else environ
+        self._files: dict[tuple[str, str], dict[str, Variable]] = {}
+        self._infos: dict[tuple[str, str, str], ReferenceInfo | None] = {}
+        self._resolvers: dict[str, ReferenceResolver] = {}
+        self._lock = threading.Lock()
+
+    # -- plugins
+
+    def kinds(self) -> list[str]:
+        return sorted(self.project.pm.registry.reference_resolvers)
+
+    def resolver(self, kind: str) -> ReferenceResolver:
+        with self._lock:
+            if kind not in self._resolvers:
+                if kind == "env":
+                    raise PluginError("a plugin registers the reference kind 'env', which is "
+                                      "mila's own (the shell's variables)")
+                registered = self.project.pm.registry.reference_resolvers[kind]
+                self._resolvers[kind] = registered.create(self.project.config)
+            return self._resolvers[kind]
+
+    def describe(self, kind: str, target: str, region: str) -> ReferenceInfo | None:
+        key = (kind, target, region)
+        if key not in self._infos:
+            self._infos[key] = self.resolver(kind).describe(target, region)
+        return self._infos[key]
+
+    def value(self, ref: ResolvedReference) -> str:
+        return self.resolver(ref.kind).value(ref.target, ref.region, ref.info.version)
+
+    # -- files
+
+    def variables(self, service_path: str, environment: str) -> dict[str, Variable]:
+        key = (service_path, environment)
+        if key not in self._files:
+            self._files[key] = load_variables(self.project.root, service_path, environment)
+        return self._files[key]
+
+    # -- one service
+
+    def resolve(self, service_name: str, service_path: str, environment: str, region: str, *,
+                dependencies: frozenset[str] | set[str] | None = None,
+                strict: bool = True) -> dict[str, ResolvedVariable]:
+        """Every variable of the service in ``environment`` and ``region``."""
+        out: dict[str, ResolvedVariable] = {}
+        for name, variable in self.variables(service_path, environment).items():
+            try:
+                parts = self.parts(variable, environment, region, dependencies)
+            except MilaError as exc:
+                if strict:
+                    raise
+                log.warning("variable left out", service=service_name, variable=name,
+                            region=region, reason=exc.message)
+                continue
+            out[name] = ResolvedVariable(name, variable.file, variable.line, variable.value,
+                                         parts)
+        return out
+
+    def parts(self, variable: Variable, environment: str, region: str,
+              dependencies: frozenset[str] | set[str] | None) -> tuple[Part, ...]:
+        parts: list[Part] = []
+        pos = 0
+        for match in _PLACEHOLDER.finditer(variable.value):
+            if match.start() > pos:
+                parts.append(variable.value[pos:match.start()])
+            parts.append(self._placeholder(match.group(1).strip(), variable, environment, region,
+                                           dependencies))
+            pos = match.end()
+        if pos < len(variable.value) or not parts:
+            parts.append(variable.value[pos:])
+        # adjacent text (from ${env}, ${region}, ${env:X}) is one part: same digest either way
+        merged: list[Part] = []
+        for part in parts:
+            if isinstance(part, str) and merged and isinstance(merged[-1], str):
+                merged[-1] += part
+            else:
+                merged.append(part)
+        return tuple(merged)
+
+    def _placeholder(self, token: str, variable: Variable, environment: str, region: str,
+                     dependencies: frozenset[str] | set[str] | None) -> Part:
+        where = f"{variable.source}: {variable.name}"
+        if token == "env":
+            return environment
+        if token == "region":
+            return region
+        kind, sep, target = token.partition(":")
+        if sep and kind == "env":
+            if target not in self.environ:
+                raise MilaError(f"{where}: the shell variable '{target}' (${{env:{target}}}) "
+                                "is not set", hint=f"export {target}=... before running mila")
+            return self.environ[target]
+        if sep:
+            if kind not in self.project.pm.registry.reference_resolvers:
+                known = ", ".join(f"${{{k}:…}}" for k in self.kinds()) or "none installed"
+                raise MilaError(f"{where}: unknown reference kind '{kind}' in '${{{token}}}'",
+                                hint=f"references: {known}; also ${{env:NAME}}")
+            if not target:
+                raise MilaError(f"{where}: '${{{token}}}' names nothing",
+                                hint=f"write ${{{kind}:NAME}}")
+            info = self.describe(kind, target, region)
+            if info is None:
+                raise MilaError(f"{where}: {kind} '{target}' does not exist in {region}",
+                                hint=f"create it in {region} (or copy it there with `mila envs "
+                                     "create-replicate`), or fix the name")
+            return ResolvedReference(kind, target, region, info)
+        if "." in token:
+            service, output = token.split(".", 1)
+            if dependencies is not None and service not in dependencies:
+                raise MilaError(f"{where}: '${{{token}}}' refers to '{service}', which is not a "
+                                "dependency of this service",
+                                hint=f"add '{service}' to depends_on")
+            return OutputRef(service, output)
+        raise MilaError(f"{where}: unknown placeholder '${{{token}}}'",
+                        hint="use ${env}, ${region}, ${env:NAME}, ${service.Output} or a "
+                             f"reference ({', '.join(self.kinds()) or 'none installed'})")
+
+
+def variable_digests(variables: Mapping[str, ResolvedVariable]) -> dict[str, str]:
+    """``{name: sha256 of what the checksum hashes}`` (versions, never values)."""
+    from mila.checksums import canonical_json, sha256_hex
+
+    return {name: sha256_hex(canonical_json(v.digest_document()))
+            for name, v in sorted(variables.items())}
+
+
+# ----------------------------------------------------------------------------- values
+
+
+class VariableValues(Mapping[str, str]):
+    """``DeployContext.variables``: every variable's value in one region, a reference's value
+    fetched (once) only when read, plus ``AWS_REGION`` and ``MILA_ENV``. Its ``repr`` shows
+    names only."""
+
+    def __init__(self, variables: Mapping[str, ResolvedVariable], *, environment: str,
+                 region: str, outputs: Mapping[str, Mapping[str, str]],
+                 fetch: Callable[[ResolvedReference], str]) -> None:
+        self._variables = dict(variables)
+        self._fixed = {"AWS_REGION": region, "MILA_ENV": environment}
+        self._outputs = outputs
+        self._fetch = fetch
+        self._cache: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, name: str) -> str:
+        if name in self._fixed:
+            return self._fixed[name]
+        variable = self._variables[name]
+        with self._lock:
+            if name not in self._cache:
+                self._cache[name] = variable.render(self._fetch, self._outputs)
+            return self._cache[name]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._variables
+        yield from self._fixed
+
+    def __len__(self) -> int:
+        return len(self._variables) + len(self._fixed)
+
+    def __repr__(self) -> str:
+        return f"VariableValues({', '.join(self)})"
+
+
+def context_variables(resolver: VariableResolver, planned: Mapping[str, ResolvedVariable] | None,
+                      service: Workspace | None, environment: str, region: str,
+                      outputs: Mapping[str, Mapping[str, str]],
+                      ) -> tuple[VariableValues, Mapping[str, ResolvedVariable]]:
+    """``DeployContext.variables`` and ``resolved_variables`` for one action: the variables the
+    plan checked, or (a destroy) the service's files read again, anything missing only warned
+    about (the service is going away)."""
+    resolved: Mapping[str, ResolvedVariable] = planned if planned is not None else {}
+    if planned is None and service is not None:
+        resolved = resolver.resolve(service.name, service.path, environment, region, strict=False)
+    values = VariableValues(resolved, environment=environment, region=region, outputs=outputs,
+                            fetch=resolver.value)
+    return values, resolved
