@@ -13,7 +13,9 @@ re-creating the resources its deletion removed (a deleted bucket comes back).
 
 **here**: the stack operations of ``CloudFormationResponse`` are replaced by the functions
 below, which run moto's resource work through the fidelity modules; ``Stack.stack_resources``
-lists only resources that exist, never evaluating (and so creating) one.
+lists only resources that exist, never evaluating (and so creating) one. A nested stack's
+SAM template is transformed (plain moto leaves its ``AWS::Serverless::*`` resources to fail),
+and a nested stack that failed fails its resource in the parent.
 """
 
 from __future__ import annotations
@@ -275,6 +277,7 @@ def backend_create_stack(self: Any, name: str, template: str, parameters: dict[s
 
     if live_stack(self, name) is not None:
         raise AlreadyExistsException(f"Stack [{name}] already exists")
+    template = nested_template(self, name, template, parameters)
     stack = Stack(stack_id=generate_stack_id(name, self.region_name, self.account_id),
                   name=name, template=template, parameters=parameters,
                   account_id=self.account_id, region_name=self.region_name,
@@ -284,7 +287,25 @@ def backend_create_stack(self: Any, name: str, template: str, parameters: dict[s
                   timeout_in_mins=timeout_in_mins, stack_policy_body=stack_policy_body)
     self.stacks[stack.stack_id] = stack
     cfn_failures.run_create(self, stack, lambda: stack.resource_map.create(stack.template_dict))
+    if stack.status != "CREATE_COMPLETE":  # the parent's resource fails, as on AWS
+        reasons = [e.resource_status_reason for e in stack.events
+                   if e.resource_status == "ROLLBACK_IN_PROGRESS" and e.resource_status_reason]
+        raise ValueError(f"Embedded stack {stack.stack_id} was not successfully created: "
+                         f"{reasons[-1] if reasons else stack.status}")
     return stack
+
+
+def nested_template(backend: Any, name: str, template: str, parameters: dict[str, Any]) -> str:
+    """A nested stack's template, with the SAM transform applied when it declares it (a
+    nested ``AWS::Serverless::Application`` is usually a SAM template itself)."""
+    from moto.cloudformation.models import Stack
+
+    body = Stack.parse_template(template)
+    if not isinstance(body, dict) or not sam_transform.declares_transform(body):
+        return template
+    values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in parameters.items()}
+    return json.dumps(sam_transform.expand(body, values, backend.region_name,
+                                           backend.account_id, name))
 
 
 def backend_delete_stack(self: Any, name_or_stack_id: str) -> None:

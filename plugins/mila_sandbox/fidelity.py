@@ -16,6 +16,7 @@ FIXES: tuple[str, ...] = (
     "ddb_transactions",
     "s3_secure_transport",
     "lambda_invoke",
+    "cfn_template_urls",
     "cfn_lambda_layers",
     "cfn_ssm_names",
     "cfn_parameter_updates",

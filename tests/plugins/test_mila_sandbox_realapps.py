@@ -121,3 +121,75 @@ def test_defaulted_parameters_and_sub_reach_resources(plain: SandboxHandle,
     plain.reset()
     assert parameters_through_sub(plain, unnamed=False) == "dev-small-x"  # !Sub not followed
     assert parameters_through_sub(sandbox) == ("dev-large-x", "size large", True)
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("http://127.0.0.1:4566/my-bucket/a/b.template", ("my-bucket", "a/b.template")),
+    ("http://localhost:4566/my-bucket/t.json", ("my-bucket", "t.json")),
+    ("http://[::1]:4566/my-bucket/t.json", ("my-bucket", "t.json")),
+    ("https://s3.eu-west-1.amazonaws.com/my.bucket/t.json", ("my.bucket", "t.json")),
+    ("https://my-bucket.s3.eu-west-1.amazonaws.com/k/t.json", ("my-bucket", "k/t.json")),
+    ("https://my-bucket.s3.amazonaws.com/t.json", ("my-bucket", "t.json")),
+    ("http://my-bucket.localhost:4566/t.json", ("my-bucket", "t.json")),
+    ("s3://my-bucket/t.json", ("my-bucket", "t.json")),
+    ("http://127.0.0.1:4566/only-a-bucket", None),
+])
+def test_template_urls_name_their_bucket_and_key(url: str, expected: Any) -> None:
+    from mila_sandbox.cfn_template_urls import bucket_and_key
+
+    assert bucket_and_key(url) == expected
+
+
+def create_from_a_loopback_template_url(handle: SandboxHandle) -> Any:
+    s3 = handle.client("s3")
+    s3.create_bucket(Bucket="templates",
+                     CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_object(Bucket="templates", Key="queue.json", Body=json.dumps(EXPORTER).encode())
+    cfn = handle.client("cloudformation")
+    url = f"{handle.endpoint_url}/templates/queue.json"  # what a client pointed there builds
+    return outcome(lambda: cfn.create_change_set(StackName="from-url", ChangeSetName="c",
+                                                 ChangeSetType="CREATE", TemplateURL=url)["Id"])
+
+
+def test_a_path_style_template_url_on_the_loopback_endpoint(plain: SandboxHandle,
+                                                            sandbox: SandboxHandle) -> None:
+    assert create_from_a_loopback_template_url(plain) == "NoSuchBucket"
+    assert create_from_a_loopback_template_url(sandbox).startswith("arn:aws:cloudformation:")
+    cfn = sandbox.client("cloudformation")
+    missing = f"{sandbox.endpoint_url}/templates/missing.json"
+    assert outcome(lambda: cfn.create_stack(StackName="x", TemplateURL=missing)) == \
+        "ValidationError"
+
+
+SAM_CHILD = {"Transform": "AWS::Serverless-2016-10-31",
+             "Parameters": {"Greeting": {"Type": "String"}},
+             "Resources": {"Hello": {"Type": "AWS::Serverless::Function", "Properties": {
+                 "Runtime": "python3.12", "Handler": "index.handler",
+                 "InlineCode": "def handler(event, context):\n    return 1\n",
+                 "Environment": {"Variables": {"GREETING": {"Ref": "Greeting"}}}}}},
+             "Outputs": {"FunctionArn": {"Value": {"Fn::GetAtt": ["Hello", "Arn"]}}}}
+
+
+def nested_sam_child(handle: SandboxHandle) -> Any:
+    s3 = handle.client("s3")
+    s3.create_bucket(Bucket="templates",
+                     CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_object(Bucket="templates", Key="child.json", Body=json.dumps(SAM_CHILD).encode())
+    parent = {"Transform": "AWS::Serverless-2016-10-31", "Resources": {"Child": {
+        "Type": "AWS::Serverless::Application", "Properties": {
+            "Location": "https://templates.s3.eu-west-1.amazonaws.com/child.json",
+            "Parameters": {"Greeting": "hi"}}}},
+        "Outputs": {"ChildFunction": {"Value": {"Fn::GetAtt": ["Child", "Outputs.FunctionArn"]}}}}
+    return outcome(lambda: deploy(handle, "parent", parent, "CREATE", Capabilities=[
+        "CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]))
+
+
+def test_a_nested_sam_application_is_transformed(plain: SandboxHandle,
+                                                 sandbox: SandboxHandle) -> None:
+    created = nested_sam_child(plain)
+    assert isinstance(created, str) or not outputs(created).get("ChildFunction")
+    created = nested_sam_child(sandbox)
+    assert created["StackStatus"] == "CREATE_COMPLETE", created
+    arn = outputs(created)["ChildFunction"]
+    config = sandbox.client("lambda").get_function_configuration(FunctionName=arn)
+    assert config["Environment"]["Variables"] == {"GREETING": "hi"}
