@@ -205,9 +205,12 @@ class _Checker:
 def check_region(region: str, *, file: str | None = None, key: str | None = None) -> str:
     """Raise a :class:`ConfigError` unless ``region`` is an AWS region name."""
     if region not in AWS_REGIONS:
-        close = sorted(r for r in AWS_REGIONS if r.split("-")[0] == region.split("-")[0])
-        raise ConfigError(f"'{region}' is not an AWS region", file=file, key=key,
-                          hint=f"use one of: {', '.join(close or sorted(AWS_REGIONS))}")
+        from mila.suggest import did_you_mean
+
+        same_area = sorted(r for r in AWS_REGIONS if r.split("-")[0] == region.split("-")[0])
+        hint = did_you_mean(region, AWS_REGIONS) or did_you_mean(region, same_area, "regions") \
+            or "for example eu-west-1 or us-east-1 (see `aws account list-regions`)"
+        raise ConfigError(f"'{region}' is not an AWS region", file=file, key=key, hint=hint)
     return region
 
 

@@ -45,6 +45,7 @@ from mila.model import (
     frozen_mapping,
     utcnow,
 )
+from mila.names import check_deployed, check_services
 from mila.orchestrator import RunReport, Task, run_tasks
 from mila.parameters import resolve_parameters
 from mila.planner import plan_deployment, plan_removal, service_regions
@@ -83,13 +84,8 @@ def parse_services(value: str | None) -> list[str] | None:
 
 def _check_selection(only: Collection[str] | None, project: Project,
                      records: Mapping[ActionKey, Record]) -> None:
-    if only is None:
-        return
-    known = {s.name for s in project.graph.services} | {k[0] for k in records}
-    unknown = sorted(set(only) - known)
-    if unknown:
-        raise MilaError(f"unknown service{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
-                        hint=f"services are: {', '.join(sorted(known)) or 'none'}")
+    if only is not None:
+        check_services(project.graph, only, known={k[0] for k in records})
 
 
 def state_fingerprint(records: Mapping[ActionKey, Record]) -> str:
@@ -156,11 +152,7 @@ def prepare_removal(project: Project, environment: str, *, only: Collection[str]
     env = state.get_environment(environment)
     records = {(r.service, r.region): r for r in state.records(environment)}
     if only is not None:
-        unknown = sorted(set(only) - {k[0] for k in records})
-        if unknown:
-            raise MilaError(f"not deployed in '{environment}': {', '.join(unknown)}",
-                            hint=f"deployed services: "
-                                 f"{', '.join(sorted({k[0] for k in records})) or 'none'}")
+        check_deployed(project.graph, only, {k[0] for k in records}, environment)
     plan = plan_removal(env, list(records.values()), only=only, regions=regions)
     check_policies(project, plan)
     return Prepared(plan, env, records, {}, state_fingerprint(records),

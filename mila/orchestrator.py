@@ -28,9 +28,14 @@ from mila.model import Status
 MAX_CONCURRENCY = 512
 
 
+#: The floor of the default concurrency: actions wait on AWS, not on the CPU, so a 2-vCPU CI
+#: runner should still run several CloudFormation stacks at once.
+MIN_DEFAULT_CONCURRENCY = 4
+
+
 def default_concurrency() -> int:
-    """Half the machine's threads, at least 1 (the seed's default)."""
-    return max(1, (os.cpu_count() or 2) // 2)
+    """Half the machine's threads, but at least :data:`MIN_DEFAULT_CONCURRENCY`."""
+    return max(MIN_DEFAULT_CONCURRENCY, (os.cpu_count() or 2) // 2)
 
 
 @dataclass(frozen=True)

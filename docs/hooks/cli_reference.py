@@ -99,6 +99,7 @@ def _command(cmd: click.Command, ctx: click.Context, out: list[str], level: int,
         for name in cmd.list_commands(ctx):
             sub = cmd.get_command(ctx, name)
             if sub is not None and not sub.hidden:
+                sub = getattr(sub, "alias_of", sub)  # an alias is documented with its command
                 by_command.setdefault(id(sub), []).append(name)
                 commands[id(sub)] = sub
         primary = {key: sub.name if sub.name in by_command[key] else by_command[key][0]

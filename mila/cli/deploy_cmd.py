@@ -15,6 +15,7 @@ from rich.text import Text
 
 from mila import ui
 from mila.cli.main import CliContext, cli, pass_cli
+from mila.cli.options import env_option, no_prompt_option, services_option
 from mila.cli.state_cmd import envs_group
 from mila.deploy import (
     Prepared,
@@ -39,7 +40,12 @@ from mila.errors import (
     MilaError,
 )
 from mila.model import ActionKind, Status
-from mila.orchestrator import MAX_CONCURRENCY, RunReport, default_concurrency
+from mila.orchestrator import (
+    MAX_CONCURRENCY,
+    MIN_DEFAULT_CONCURRENCY,
+    RunReport,
+    default_concurrency,
+)
 from mila.progress import ProgressView
 
 KIND_STYLE = {
@@ -180,8 +186,8 @@ def execute_with_progress(obj: CliContext, prepared: Prepared, concurrency: int 
 def deploy_options(f: Any) -> Any:
     f = click.option("-c", "--concurrency", type=click.IntRange(1, MAX_CONCURRENCY),
                      help=f"Actions run at once (1-{MAX_CONCURRENCY}; default: half the "
-                          "machine's threads, at least 1).")(f)
-    f = click.option("--no-prompt", is_flag=True, help="Do not ask for confirmation (CI).")(f)
+                          f"machine's threads, at least {MIN_DEFAULT_CONCURRENCY}).")(f)
+    f = no_prompt_option(f)
     f = click.option("--lock-timeout", type=click.IntRange(0, 24 * 3600), default=600,
                      show_default=True, metavar="SECONDS",
                      help="How long to wait for a lock held by another run; then exit 3.")(f)
@@ -189,8 +195,8 @@ def deploy_options(f: Any) -> Any:
 
 
 @cli.command("deploy")
-@click.option("-e", "--env", "environment", required=True, help="Environment to deploy.")
-@click.option("-s", "--services", help="Only these services (comma-separated).")
+@env_option("Environment to deploy (default: $MILA_ENV).")
+@services_option()
 @deploy_options
 @click.option("--only-prompt", "--on-prompt", "only_prompt", is_flag=True,
               help="Print the plan and exit (--on-prompt is accepted too).")
@@ -261,8 +267,8 @@ def apply_command(obj: CliContext, plan_file: Path, concurrency: int | None, no_
 
 
 @cli.command("remove")
-@click.option("-e", "--env", "environment", required=True, help="Environment.")
-@click.option("-s", "--services", help="Only these services (comma-separated).")
+@env_option()
+@services_option()
 @deploy_options
 @click.option("--plan-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Save the plan to FILE for `mila apply FILE`, and exit.")
@@ -289,7 +295,18 @@ def remove_command(obj: CliContext, environment: str, services: str | None,
     run_plan(obj, prepared, concurrency, lock_timeout, False, human)
 
 
-cli.add_command(remove_command, "destroy")
+def _alias(command: click.Command, name: str, of: str) -> click.Command:
+    """A copy of ``command`` registered as ``name``, whose help names the command it aliases."""
+    import copy
+
+    alias = copy.copy(command)
+    alias.name = name
+    alias.help = (command.help or "").replace(f"Alias: {name}.", f"Alias of `mila {of}`.")
+    alias.alias_of = command  # type: ignore[attr-defined]  # read by the docs generator
+    return alias
+
+
+cli.add_command(_alias(remove_command, "destroy", "remove"))
 
 
 # ----------------------------------------------------------------------------- environments

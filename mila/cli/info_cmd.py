@@ -7,12 +7,16 @@ from rich.tree import Tree
 
 from mila import ui
 from mila.cli.main import CliContext, cli, pass_cli
+from mila.cli.options import AliasedOption
 from mila.errors import MilaError
+from mila.suggest import did_you_mean
 
 
 @cli.command("info")
 @click.option("--graph", is_flag=True, help="Print the dependency tree.")
-@click.option("-s", "--service", "name", help="Show one workspace's dependencies and dependents.")
+@click.option("-s", "--services", "--service", "name", cls=AliasedOption,
+              hidden_aliases=("--service",), metavar="NAME",
+              help="Show one workspace's dependencies and dependents.")
 @pass_cli
 def info_command(obj: CliContext, graph: bool, name: str | None) -> None:
     """Show the project, its services and packages."""
@@ -21,7 +25,7 @@ def info_command(obj: CliContext, graph: bool, name: str | None) -> None:
     if name:
         if name not in g:
             raise MilaError(f"no workspace named '{name}'",
-                            hint=f"workspaces are: {', '.join(w.name for w in g)}")
+                            hint=did_you_mean(name, [w.name for w in g], "workspaces"))
         ws = g[name]
         ui.echo(f"{ws.name} ({ws.kind}{', deployer ' + ws.deployer if ws.deployer else ''}) "
                 f"at {ws.path}")

@@ -41,6 +41,22 @@ def report_error(exc: MilaError, verbose: int) -> None:
     click.echo(f"error: {exc}", err=True)
 
 
+def with_suggestions(exc: MilaError, obj: CliContext | None) -> MilaError:
+    """An unknown environment, with the closest existing ones (one more state read, on error
+    only)."""
+    from mila.errors import EnvironmentNotFound
+
+    if not isinstance(exc, EnvironmentNotFound) or obj is None or obj._project is None:
+        return exc
+    from mila.names import environment_not_found
+
+    try:
+        known = [e.name for e in obj._project.state.list_environments()]
+    except Exception:  # the error at hand matters more than a failed hint
+        return exc
+    return environment_not_found(exc, known)
+
+
 #: Where each core command is defined. Modules register their commands on ``cli`` when
 #: imported; importing them only when a command is asked for keeps start-up fast (`mila
 #: checksums` never imports the deploy flow). ``envs`` spans two modules: the subcommands that
@@ -49,6 +65,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "affected": ("mila.cli.checksums_cmd",),
     "apply": ("mila.cli.deploy_cmd",),
     "checksums": ("mila.cli.checksums_cmd",),
+    "completion": ("mila.cli.completion_cmd",),
     "deploy": ("mila.cli.deploy_cmd",),
     "destroy": ("mila.cli.deploy_cmd",),
     "envs": ("mila.cli.state_cmd", "mila.cli.deploy_cmd"),
@@ -69,6 +86,44 @@ def load_core_commands(*names: str) -> None:
     for name in names or tuple(COMMAND_MODULES):
         for module in COMMAND_MODULES.get(name, ()):
             importlib.import_module(module)
+
+
+#: The group's options, accepted after the subcommand too (``mila deploy -e dev -v``): those
+#: taking a value, and the flags. Moved in front of the subcommand before click parses.
+GLOBAL_VALUE_OPTIONS = ("-C", "--project-dir", "--log-format")
+GLOBAL_FLAGS = ("-v", "--verbose")
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Move global options found after the subcommand (and before ``--``) to the front."""
+    front: list[str] = []
+    rest: list[str] = []
+    i, seen_command = 0, False
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        is_flag = arg in GLOBAL_FLAGS or (arg.startswith("-v") and set(arg[1:]) == {"v"})
+        takes_value = arg in GLOBAL_VALUE_OPTIONS
+        inline = any(arg.startswith(o + "=") for o in GLOBAL_VALUE_OPTIONS if o.startswith("--")) \
+            or (arg.startswith("-C") and len(arg) > 2)
+        if not seen_command and not arg.startswith("-"):
+            seen_command = True
+            rest.append(arg)
+        elif seen_command and (is_flag or inline):
+            front.append(arg)
+        elif seen_command and takes_value and i + 1 < len(args):
+            front.extend(args[i:i + 2])
+            i += 1
+        else:
+            if not seen_command and takes_value and i + 1 < len(args):
+                rest.extend(args[i:i + 2])
+                i += 2
+                continue
+            rest.append(arg)
+        i += 1
+    return front + rest
 
 
 class MilaGroup(click.Group):
@@ -103,6 +158,21 @@ class MilaGroup(click.Group):
             names |= set(self._plugin_commands(ctx))
         return sorted(names)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args))
+
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            from mila.suggest import close_matches
+
+            matches = close_matches(name, self.list_commands(ctx))
+            hint = (" Did you mean " + " or ".join(f"'{m}'" for m in matches) + "?") \
+                if matches else ""
+            ctx.fail(f"No such command '{name}'.{hint}")
+        return super().resolve_command(ctx, args)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in COMMAND_MODULES:
             load_core_commands(cmd_name)
@@ -116,7 +186,7 @@ class MilaGroup(click.Group):
             return super().invoke(ctx)
         except MilaError as exc:
             obj = ctx.find_object(CliContext)
-            report_error(exc, obj.verbose if obj else 0)
+            report_error(with_suggestions(exc, obj), obj.verbose if obj else 0)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -129,11 +199,14 @@ class MilaGroup(click.Group):
               help="Run as if started in DIR (default: the current directory).")
 @click.option("-v", "--verbose", count=True, help="More logs; -vv for debug. Tracebacks on errors.")
 @click.option("--log-format", type=click.Choice(["console", "json"]), default="console",
-              show_default=True, help="Log lines for people, or JSON lines for CI.")
+              show_default=True, envvar="MILA_LOG_FORMAT",
+              help="Log lines for people, or JSON lines for CI (or $MILA_LOG_FORMAT).")
 @click.pass_context
 def cli(ctx: click.Context, project_dir: Path | None, verbose: int, log_format: str) -> None:
     """Deploy the serverless services of a monorepo to AWS, per environment and region,
-    redeploying only what changed."""
+    redeploying only what changed.
+
+    The options above may also follow the command (`mila deploy -e dev -v`)."""
     if project_dir is not None and not project_dir.is_dir():
         raise click.BadParameter(f"'{project_dir}' is not a folder", param_hint="-C")
     configure_logging(verbose, log_format)

@@ -13,6 +13,8 @@ import click
 
 from mila import ui
 from mila.cli.main import CliContext, cli, pass_cli
+from mila.cli.options import env_option, services_option
+from mila.deploy import parse_services
 from mila.environments import (
     check_account,
     check_environment_name,
@@ -25,6 +27,7 @@ from mila.environments import (
 from mila.errors import MilaError
 from mila.locks import describe_holder
 from mila.model import Identity, utcnow
+from mila.names import check_services
 from mila.state_json import (
     environment_to_dict,
     history_to_dict,
@@ -161,21 +164,23 @@ def envs_describe(obj: CliContext, name: str, as_json: bool) -> None:
 
 
 @cli.command("history")
-@click.option("-e", "--env", "environment", required=True, help="Environment.")
-@click.option("-s", "--service", help="Only this service.")
+@env_option()
+@services_option()
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
               help="Newest N entries.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_cli
-def history_command(obj: CliContext, environment: str, service: str | None, limit: int,
+def history_command(obj: CliContext, environment: str, services: str | None, limit: int,
                     as_json: bool) -> None:
     """Show the actions carried out in an environment, newest first."""
-    entries = obj.project().state.history(environment, service=service, limit=limit)
+    project = obj.project()
+    names = parse_services(services)
+    entries = service_history(project, environment, names, limit)
     if as_json:
         _dump([history_to_dict(h) for h in entries])
         return
     if not entries:
-        ui.echo(f"no history in {environment}" + (f" for {service}" if service else ""))
+        ui.echo(f"no history in {environment}" + (f" for {', '.join(names)}" if names else ""))
         return
     rows = [(_when(h.at), h.service, h.region, h.action.value, h.status.value,
              _short(h.checksum), h.by, h.commit[:10] if h.commit else None,
@@ -188,8 +193,25 @@ def history_command(obj: CliContext, environment: str, service: str | None, limi
 # ----------------------------------------------------------------------------- locks
 
 
+def service_history(project: Any, environment: str, names: list[str] | None,
+                    limit: int) -> list[Any]:
+    """The newest ``limit`` entries (of ``names`` only); a name that is no service and has no
+    history is refused (exit 2) with the closest names."""
+    state = project.state
+    if names is None:
+        return list(state.history(environment, limit=limit))
+    entries = []
+    for name in names:
+        found = list(state.history(environment, service=name, limit=limit))
+        if not found:
+            check_services(project.graph, [name],
+                           known={r.service for r in state.records(environment)})
+        entries.extend(found)
+    return sorted(entries, key=lambda h: h.at, reverse=True)[:limit]
+
+
 @cli.command("locks")
-@click.option("-e", "--env", "environment", required=True, help="Environment.")
+@env_option()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_cli
 def locks_command(obj: CliContext, environment: str, as_json: bool) -> None:
@@ -210,9 +232,9 @@ def locks_command(obj: CliContext, environment: str, as_json: bool) -> None:
 
 
 @cli.command("release-lock")
-@click.option("-e", "--env", "environment", required=True, help="Environment.")
-@click.option("-s", "--service", "services", help="Comma-separated services (default: all).")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@env_option()
+@services_option("Only the locks of these services (comma-separated; default: all).")
+@click.option("--yes", "--no-prompt", "yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_cli
 def release_lock_command(obj: CliContext, environment: str, services: str | None,
                          yes: bool) -> None:

@@ -70,6 +70,8 @@ class LocalState:
     """:class:`mila.protocols.StateBackend` over SQLite (see the module docstring)."""
 
     name = "local"
+    #: reading is a local SQLite query: shell completion may list environments from it
+    cheap_reads = True
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)

@@ -139,7 +139,7 @@ def test_services_filter_force_and_detailed_exitcode(shop, run_mila) -> None:
     r = run_mila("deploy", "-e", "dev", "--on-prompt", "--detailed-exitcode")
     assert r.exit_code == 4 and "first_deploy" in r.output
     r = run_mila("deploy", "-e", "dev", "-s", "nope")
-    assert r.exit_code == 2 and "unknown service: nope" in r.output
+    assert r.exit_code == 2 and "unknown service 'nope'" in r.output
 
 
 def test_plan_file_is_applied_exactly_or_refused_when_stale(shop, run_mila, tmp_path: Path) -> None:
@@ -178,7 +178,8 @@ def test_usage_errors_exit_2_with_a_message(shop, run_mila) -> None:
         assert "concurrency" in r.output
     r = run_mila("deploy", "-e", "nope", "--no-prompt")
     assert r.exit_code == 2
-    assert "environment 'nope' does not exist; create it with `mila envs create nope`" in r.output
+    assert "environment 'nope' does not exist (environments are: dev)" in r.output
+    assert "create it with `mila envs create nope`" in r.output
     r = run_mila("deploy", "-e", "dev")  # no terminal, no --no-prompt: refuse, never hang
     assert r.exit_code == 2 and "no terminal to confirm the plan" in r.output
     assert not calls(shop.root)
