@@ -399,18 +399,10 @@ class StackDeployer:
         ws = context.workspace
         if ws is None:
             raise DeployError(f"cannot deploy {action.service}: its workspace is gone")
-        folder = context.root / ws.path
-        path = find_template(folder, ws.template)
-        if path is None:
-            wanted = ws.template or "template.yaml, template.yml or template.json"
-            raise DeployError(f"{ws.path}: no template found ({wanted})",
-                              hint="add the template, or set `template` in the service's "
-                                   "mila.toml")
-        template = load_template(path, context.root)
+        template = self.template(action, context, ws)
         settings = StackSettings.from_workspace(ws)
         parameters = self.parameters(action, context, ws, template)
-        name = action.stack_name or stack_name(context.project, action.service,
-                                               action.environment)
+        name = self.stack_name_for(action, context, template)
         run = _Run(self, action, context, name)
         run.log(f"{self.name}: stack {name} in {context.region} from {template.shown}")
         try:
@@ -435,6 +427,24 @@ class StackDeployer:
                         '["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]')
             raise DeployError(f"stack {name} in {context.region}: {code}: {_message(exc)}",
                               details=repr(exc), hint=hint) from None
+
+    def template(self, action: Action, context: DeployContext, ws: Workspace) -> Template:
+        """The template to deploy: the workspace's own (a subclass may synthesize one; a
+        front-end such as the ``serverless`` deployer does)."""
+        path = find_template(context.root / ws.path, ws.template)
+        if path is None:
+            wanted = ws.template or "template.yaml, template.yml or template.json"
+            raise DeployError(f"{ws.path}: no template found ({wanted})",
+                              hint="add the template, or set `template` in the service's "
+                                   "mila.toml")
+        return load_template(path, context.root)
+
+    def stack_name_for(self, action: Action, context: DeployContext,
+                       template: Template | None = None) -> str:
+        """The stack's name: the record's, else derived (overridable, with :meth:`template`;
+        ``template`` is ``None`` when destroying)."""
+        return action.stack_name or stack_name(context.project, action.service,
+                                               action.environment)
 
     def parameters(self, action: Action, context: DeployContext, ws: Workspace,
                    template: Template) -> dict[str, str]:
@@ -668,8 +678,7 @@ class StackDeployer:
     # -- destroy
 
     def destroy(self, action: Action, context: DeployContext) -> DeployResult:
-        name = action.stack_name or stack_name(context.project, action.service,
-                                               action.environment)
+        name = self.stack_name_for(action, context)
         run = _Run(self, action, context, name)
         run.log(f"{self.name}: destroying stack {name} in {context.region}")
         try:

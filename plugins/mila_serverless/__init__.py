@@ -1,0 +1,2 @@
+"""The ``serverless`` deployer: Serverless Framework services, packaged by the framework and
+deployed through mila's CloudFormation engine."""

@@ -1,0 +1,64 @@
+"""Hook implementations of the built-in ``serverless`` plugin: the ``serverless`` deployer.
+
+Detection: a workspace with a ``serverless.yml``/``serverless.yaml``/``serverless.ts``/
+``serverless.js`` is a ``serverless`` service (tried before ``sam`` and ``cloudformation``).
+The framework (``osls``, the open-source Serverless Framework v3, or ``serverless@3``) only
+*packages* the service; mila's CloudFormation engine deploys the result (see
+:mod:`.deployer`). Extra ``[service]`` keys, besides the ``cloudformation`` deployer's
+(``capabilities``, ``tags``, ``termination_protection``):
+
+* ``stack_name`` — the stack's name (default: the framework's own, ``<service>-<stage>``, or
+  ``provider.stackName``);
+* ``stage`` — the framework's ``--stage`` (default: the mila environment's name).
+
+Checksum: the service's own files (``serverless.yml`` and everything the framework packages
+from its folder) are its workspace files; ``DeployerType.inputs`` adds the ``package-lock.json``
+files from the service's folder up to the project root, which pin the framework's version, its
+plugins' and the packaged ``node_modules``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mila import hookimpl
+from mila.config import ProjectConfig
+from mila.model import Workspace
+from mila.protocols import DeployerType
+
+if TYPE_CHECKING:
+    from .deployer import ServerlessDeployer
+
+#: goes into every serverless service's checksum: a new version redeploys
+VERSION = "1"
+NAME = "serverless"
+CONFIG_FILES = ("serverless.yml", "serverless.yaml", "serverless.ts", "serverless.js")
+CONFIG_KEYS = frozenset({"capabilities", "tags", "termination_protection", "stack_name", "stage"})
+
+
+def config_file(path: Path) -> Path | None:
+    return next((path / n for n in CONFIG_FILES if (path / n).is_file()), None)
+
+
+def detect(path: Path) -> bool:
+    return config_file(path) is not None
+
+
+def create(config: ProjectConfig) -> ServerlessDeployer:
+    from .deployer import ServerlessDeployer
+
+    return ServerlessDeployer(NAME, config)
+
+
+@hookimpl
+def mila_deployers() -> list[DeployerType]:
+    return [DeployerType(NAME, create, version=VERSION, detect=detect, priority=5,
+                         config_keys=CONFIG_KEYS, inputs=inputs)]
+
+
+def inputs(ws: Workspace, root: Path) -> list[Path]:
+    """The lock files that pin the framework and its plugins (``DeployerType.inputs``)."""
+    from mila_node import lock_files
+
+    return lock_files(root / ws.path, root)
