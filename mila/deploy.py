@@ -51,7 +51,13 @@ from mila.parameters import resolve_parameters
 from mila.planner import plan_deployment, plan_removal, service_regions
 from mila.project import Project
 from mila.protocols import DeployContext
-from mila.variables import ResolvedVariable, VariableResolver, context_variables, variable_digests
+from mila.variables import (
+    ResolvedVariable,
+    VariableResolver,
+    context_variables,
+    parameter_digests,
+    variable_digests,
+)
 
 log = get_logger("mila.deploy")
 ActionKey = tuple[str, str]
@@ -122,7 +128,8 @@ def prepare(project: Project, environment: str, *, only: Collection[str] | None 
                     s.name, s.path, environment, region,
                     dependencies=set(graph.dependencies(s.name, transitive=True)))
                 c = deploy_checksum(project, base[s.name], s, environment, region,
-                                    variable_digests(resolved))
+                                    {**variable_digests(resolved),
+                                     **parameter_digests(s, resolved)})
                 checksums[(s.name, region)], manifests[(s.name, region)] = c.checksum, c.manifest
             else:
                 checksums[(s.name, region)] = ""  # not planned; never compared
@@ -327,13 +334,13 @@ def execute(project: Project, prepared: Prepared, options: RunOptions,
             try:
                 deployer = project.deployer(action.deployer)
                 dep_outputs = dependency_outputs(ws, action.region)
-                params = resolve_parameters(ws.parameters, service=ws.name,
-                                            environment=action.environment, region=action.region,
-                                            outputs=dep_outputs) \
-                    if ws is not None and action.kind is not ActionKind.DESTROY else {}
                 values, resolved = context_variables(
                     prepared.resolver or VariableResolver(project), prepared.variables.get(key),
                     ws, action.environment, action.region, dep_outputs)
+                params = resolve_parameters(ws.parameters, service=ws.name,
+                                            environment=action.environment, region=action.region,
+                                            outputs=dep_outputs, variables=values) \
+                    if ws is not None and action.kind is not ActionKind.DESTROY else {}
                 context = DeployContext(
                     project=project.config.name, environment=env, region=action.region,
                     workspace=ws, root=project.root, parameters=frozen_mapping(params),

@@ -417,3 +417,28 @@ def context_variables(resolver: VariableResolver, planned: Mapping[str, Resolved
     values = VariableValues(resolved, environment=environment, region=region, outputs=outputs,
                             fetch=resolver.value)
     return values, resolved
+
+
+_ENV_TOKEN = re.compile(r"\$\{\s*env:([^}\s]+)\s*\}")
+
+
+def parameter_digests(service: Workspace, variables: Mapping[str, ResolvedVariable],
+                      environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The shell variables ``[service].parameters`` read with ``${env:NAME}`` (a name no
+    environment file sets), as ``{"${env:NAME}": sha256(value)}`` for the checksum; one that is
+    not set refuses the plan (exit 2)."""
+    from mila.checksums import sha256_hex
+
+    environ = os.environ if environ is None else environ
+    out: dict[str, str] = {}
+    for key, value in service.parameters.items():
+        for name in _ENV_TOKEN.findall(value):
+            if name in variables or name in MILA_VARIABLES:
+                continue  # a file's variable: in the checksum already
+            if name not in environ:
+                raise ConfigError(f"parameter '{key}': '${{env:{name}}}' is neither a variable "
+                                  "of the service's environment files nor set in the shell",
+                                  file=service.config_file,
+                                  hint=f"add {name}=... to an envs/.env file, or export {name}")
+            out[f"${{env:{name}}}"] = sha256_hex(environ[name].encode("utf-8"))
+    return out

@@ -453,7 +453,8 @@ class StackDeployer:
         try:
             values = resolve_parameters(ws.parameters, service=ws.name,
                                         environment=action.environment, region=context.region,
-                                        outputs=context.dependency_outputs)
+                                        outputs=context.dependency_outputs,
+                                        variables=context.variables)
         except ConfigError as exc:
             raise DeployError(exc.message, hint=exc.hint) from None
         values.update(context.parameters)

@@ -226,3 +226,22 @@ def test_the_manifest_keeps_digests_never_values(shop, run_mila) -> None:
     assert found == []
     r = run_mila("deploy", "-e", "dev", "--json", "--force")
     assert secret not in r.output
+
+
+def test_parameters_read_variables_then_the_shell(shop, run_mila, monkeypatch) -> None:
+    from mila_fake_deployer import stack_file
+
+    shop.write("services/web/mila.toml", '[service]\ndeployer = "fake"\n'
+               'parameters = { Table = "${env:TABLE}", Build = "${env:BUILD_NO}" }\n')
+    shop.write("services/web/envs/.env", "TABLE=web-${env}\n")
+    r = run_mila("deploy", "-e", "dev", "--json")
+    assert r.exit_code == 2
+    assert "services/web/mila.toml" in r.output and "BUILD_NO" in r.output
+    monkeypatch.setenv("BUILD_NO", "7")
+    monkeypatch.setenv("TABLE", "from-the-shell")  # the file's variable wins
+    deployed(run_mila)
+    stack = json.loads(stack_file(shop.root, "us-east-1", "shop-web-dev").read_text())
+    assert stack["outputs"]["ParamTable"] == "web-dev"
+    assert stack["outputs"]["ParamBuild"] == "7"
+    monkeypatch.setenv("BUILD_NO", "8")
+    assert changed({}, plan(run_mila)) == {"web"}

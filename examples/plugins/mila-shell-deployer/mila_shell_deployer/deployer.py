@@ -11,11 +11,13 @@ A command runs with ``sh -c`` in the service's folder, with:
 * in the command text: ``${env}``, ``${region}``, ``${service}``, ``${stack_name}`` and
   ``${<dependency>.<Output>}`` replaced; any other ``${...}`` is left to the shell
   (``${HOME}`` works);
-* in its environment, on top of mila's: ``MILA_ENV``, ``MILA_REGION``, ``MILA_SERVICE``,
-  ``MILA_STACK_NAME``, ``MILA_PROJECT``, ``AWS_REGION``/``AWS_DEFAULT_REGION`` (the action's
-  region), each resolved ``[service].parameters`` entry as ``MILA_PARAM_<NAME>``, and each
-  output of each dependency as ``MILA_OUTPUT_<SERVICE>_<NAME>`` (upper case, anything but
-  letters and digits turned into ``_``).
+* in its environment, on top of mila's: every variable of the service's environment files
+  (``envs/.env*``, resolved in the action's region: ``DeployContext.variables``),
+  ``MILA_ENV``, ``MILA_REGION``, ``MILA_SERVICE``, ``MILA_STACK_NAME``, ``MILA_PROJECT``,
+  ``AWS_REGION``/``AWS_DEFAULT_REGION`` (the action's region), each resolved
+  ``[service].parameters`` entry as ``MILA_PARAM_<NAME>``, and each output of each dependency
+  as ``MILA_OUTPUT_<SERVICE>_<NAME>`` (upper case, anything but letters and digits turned
+  into ``_``).
 
 Every line the command prints (stdout and stderr) goes to the action's log, and the last one to
 the progress line. A line ``::output Name=Value`` declares an output of the service: recorded in
@@ -123,6 +125,8 @@ class ShellDeployer:
 
     def _environment(self, action: Action, context: DeployContext, name: str) -> dict[str, str]:
         env = dict(os.environ)
+        # the service's environment files (values resolved in this region, secrets included)
+        env.update(context.variables)
         env.update({"MILA_PROJECT": self.project, "MILA_ENV": action.environment,
                     "MILA_REGION": action.region, "MILA_SERVICE": action.service,
                     "MILA_STACK_NAME": name, "MILA_ACTION": action.kind.value,

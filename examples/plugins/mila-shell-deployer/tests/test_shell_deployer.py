@@ -36,7 +36,7 @@ deployer = "shell"
 depends_on = ["shared"]
 parameters = { Stage = "${env}-${region}" }
 deploy = """
-env | grep -E '^(MILA_|AWS_REGION=)' | sort > ../../api-env-${region}.txt
+env | grep -E '^(MILA_|AWS_REGION=|TABLE=|GREETING=)' | sort > ../../api-env-${region}.txt
 echo "home is ${HOME}"
 echo "::output Endpoint=${shared.Url}/api"
 """
@@ -66,6 +66,11 @@ def project(tmp_path: Path) -> Path:
         (tmp_path / "services" / name).mkdir(parents=True)
         (tmp_path / "services" / name / "mila.toml").write_text(config, encoding="utf-8")
     (tmp_path / "services" / "api" / "handler.sh").write_text("echo v1\n", encoding="utf-8")
+    (tmp_path / "envs").mkdir()
+    (tmp_path / "envs" / ".env").write_text("GREETING=hello\n", encoding="utf-8")
+    (tmp_path / "services" / "api" / "envs").mkdir()
+    (tmp_path / "services" / "api" / "envs" / ".env.dev").write_text(
+        "TABLE=orders-${env}-${region}\n", encoding="utf-8")
     return tmp_path
 
 
@@ -115,6 +120,8 @@ def test_deploy_redeploy_fail_and_remove(project: Path) -> None:
     assert env["MILA_PARAM_STAGE"] == "dev-us-east-1"
     assert env["MILA_OUTPUT_SHARED_URL"] == "https://us-east-1.example.com/dev"
     assert env["MILA_OUTPUT_SHARED_BUCKET"] == "demo-dev-us-east-1"
+    # the environment files' variables, resolved in the action's region
+    assert env["TABLE"] == "orders-dev-us-east-1" and env["GREETING"] == "hello"
 
     # outputs recorded per region, ${shared.Url} substituted in the command
     described = json.loads(mila(project, "envs", "describe", "dev", "--json").stdout)
