@@ -442,3 +442,55 @@ def parameter_digests(service: Workspace, variables: Mapping[str, ResolvedVariab
                                   hint=f"add {name}=... to an envs/.env file, or export {name}")
             out[f"${{env:{name}}}"] = sha256_hex(environ[name].encode("utf-8"))
     return out
+
+
+# ----------------------------------------------------------------------------- showing
+
+
+@dataclass(frozen=True, slots=True)
+class VariableView:
+    """One row of ``mila env show``: never a secure value in clear."""
+
+    service: str
+    region: str
+    name: str
+    source: str
+    raw: str
+    value: str | None  # None when it cannot be resolved (``error`` says why)
+    secure: bool = False
+    references: tuple[Mapping[str, object], ...] = ()
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"service": self.service, "region": self.region, "name": self.name,
+                "source": self.source, "raw": self.raw, "value": self.value,
+                "masked": self.secure, "references": list(self.references),
+                "error": self.error}
+
+
+def show_variables(resolver: VariableResolver, service: Workspace, environment: str,
+                   region: str, outputs: Mapping[str, Mapping[str, str]]) -> list[VariableView]:
+    """The service's variables in ``region`` for people: each value resolved (a parameter's
+    value is read), masked when secure; an unresolvable one carries its error instead."""
+    deps = None  # shown even if the dependency is not declared: the plan will say so
+    views = []
+    for name, variable in resolver.variables(service.path, environment).items():
+        try:
+            parts = resolver.parts(variable, environment, region, deps)
+        except MilaError as exc:
+            views.append(VariableView(service.name, region, name, variable.source,
+                                      variable.value, None, error=exc.message))
+            continue
+        resolved = ResolvedVariable(name, variable.file, variable.line, variable.value, parts)
+        refs = tuple({"kind": r.kind, "name": r.target, "version": r.info.version,
+                      "type": r.info.type, "secure": r.info.secure} for r in resolved.references)
+        if resolved.secure:
+            value: str | None = MASK
+        else:
+            try:
+                value = resolved.render(resolver.value, outputs)
+            except MilaError:  # an output not recorded yet
+                value = resolved.shown(outputs)
+        views.append(VariableView(service.name, region, name, variable.source, variable.value,
+                                  value, resolved.secure, refs))
+    return views

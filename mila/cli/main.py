@@ -68,6 +68,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "completion": ("mila.cli.completion_cmd",),
     "deploy": ("mila.cli.deploy_cmd",),
     "destroy": ("mila.cli.deploy_cmd",),
+    "env": ("mila.cli.env_cmd",),
     "envs": ("mila.cli.state_cmd", "mila.cli.deploy_cmd"),
     "history": ("mila.cli.state_cmd",),
     "info": ("mila.cli.info_cmd",),

@@ -245,3 +245,26 @@ def test_parameters_read_variables_then_the_shell(shop, run_mila, monkeypatch) -
     assert stack["outputs"]["ParamBuild"] == "7"
     monkeypatch.setenv("BUILD_NO", "8")
     assert changed({}, plan(run_mila)) == {"web"}
+
+
+def test_env_show_names_sources_and_masks_secure_values(shop, run_mila) -> None:
+    shop.write("services/web/envs/.env.dev", "BROKEN=${fake:nowhere}\n")
+    r = run_mila("env", "show", "-e", "dev", "--json")
+    assert r.exit_code == 2, r.output  # BROKEN: a deploy would be refused
+    rows = {(v["service"], v["region"], v["name"]): v for v in json.loads(r.stdout)}
+    key = rows[("api", "us-east-1", "API_KEY")]
+    assert key["value"] == "****" and key["masked"] is True
+    assert key["source"] == "services/api/envs/.env.dev:1"
+    assert key["references"] == [{"kind": "fake", "name": "api-key", "version": "1",
+                                  "type": "fake", "secure": True}]
+    assert "key-us-east-1" not in r.stdout
+    assert rows[("api", "eu-west-1", "TABLE")]["value"] == "orders-dev"
+    assert rows[("web", "eu-west-1", "LOG_LEVEL")]["source"] == "envs/.env:1"
+    assert rows[("api", "eu-west-1", "TOPIC")]["value"] == "${shared.Url}"  # not deployed yet
+    assert "does not exist in eu-west-1" in rows[("web", "eu-west-1", "BROKEN")]["error"]
+    r = run_mila("env", "show", "-e", "dev", "-s", "api", "--region", "us-east-1")
+    assert r.exit_code == 0, r.output
+    assert "services/api/envs/.env.dev:1" in r.output and "key-us-east-1" not in r.output
+    assert "eu-west-1" not in r.output and "web" not in r.output
+    r = run_mila("env", "show", "-e", "dev", "-s", "web")
+    assert r.exit_code == 2 and "error:" in r.output

@@ -126,6 +126,18 @@ def test_variables_reach_every_function_resolved_in_each_region(app, sandbox, ru
     assert function_env(sandbox, run_mila, "api", "us-east-1")["URL"] == "https://v2.example/v1"
 
 
+def test_env_show_reads_parameters_and_masks_secrets(app, sandbox, run_mila) -> None:
+    r = run_mila("env", "show", "-e", "dev", "-s", "api", "--region", "us-east-1", "--json")
+    assert r.exit_code == 0, r.output
+    rows = {v["name"]: v for v in json.loads(r.stdout)}
+    assert rows["URL"]["value"] == "https://api.us-east-1.example/v1"
+    assert rows["URL"]["references"][0]["type"] == "String"
+    assert rows["TOKEN"]["value"] == "****" and rows["TOKEN"]["references"][0]["type"] == \
+        "SecureString"
+    assert rows["DB_PASSWORD"]["value"] == "****" and rows["DB_PASSWORD"]["masked"]
+    assert SECRET not in r.output and SECURE not in r.output
+
+
 def test_a_missing_secret_in_one_region_refuses_the_plan(app, sandbox, run_mila) -> None:
     sandbox.client("secretsmanager", "us-east-1").delete_secret(
         SecretId="app/db", ForceDeleteWithoutRecovery=True)
@@ -162,7 +174,8 @@ def test_no_secret_value_in_anything_mila_writes(app, sandbox, run_mila, tmp_pat
                  ("deploy", "-e", "dev", "--force", "--plan-out", str(plan_file)),
                  ("apply", str(plan_file), "--no-prompt"),
                  ("envs", "describe", "dev", "--json"), ("history", "-e", "dev", "--json"),
-                 ("checksums", "--json"), ("remove", "-e", "dev", "--no-prompt")):
+                 ("checksums", "--json"), ("env", "show", "-e", "dev"),
+                 ("env", "show", "-e", "dev", "--json"), ("remove", "-e", "dev", "--no-prompt")):
         r = run_mila(*args)
         assert r.exit_code == 0, r.output
         outputs.append((" ".join(args), r.output.encode()))
