@@ -10,7 +10,7 @@ plugin never receives a mutable core object. The contract test suites in
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -233,6 +233,10 @@ class DeployerType:
     what ships is what was hashed. A path outside the project root is refused (exit 2); the
     deployer should raise a :class:`~mila.errors.ConfigError` naming the template property
     itself. It is called on every checksum computation: keep it cheap, import lazily.
+
+    ``iam_statements(config)`` (optional) returns the IAM policy statements (dicts with a
+    unique ``Sid``) the deployer needs for this project; ``mila init --print-policy`` merges
+    those of every deployer the project's services use with the state backend's own.
     """
 
     name: str
@@ -242,6 +246,7 @@ class DeployerType:
     priority: int = 100
     config_keys: frozenset[str] = frozenset()
     inputs: Callable[[Workspace, Path], Iterable[Path]] | None = None
+    iam_statements: Callable[[ProjectConfig], Sequence[Mapping[str, Any]]] | None = None
 
 
 # --------------------------------------------------------------------------- references

@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import click
@@ -160,13 +161,13 @@ def render_exit_codes() -> str:
 
 
 def render_iam_policy() -> str:
-    from mila_aws.plugin import create_state
+    """What ``mila init --print-policy`` prints for ``examples/shop`` (aws state, SAM and
+    CloudFormation services)."""
+    from mila.policy import project_policy
+    from mila.project import load_project
 
-    from mila.config import parse_config
-
-    config = parse_config({"project": {"name": "shop", "default_region": "eu-west-1"}},
-                          root=__import__("pathlib").Path("."), file="mila.toml")
-    policy = create_state(config).iam_policy()  # type: ignore[attr-defined]
+    shop = Path(__file__).resolve().parents[2] / "examples" / "shop"
+    policy = project_policy(load_project(shop))
     return "```json\n" + json.dumps(policy, indent=2) + "\n```\n"
 
 

@@ -68,11 +68,9 @@ def init_command(obj: CliContext, print_policy: bool) -> None:
     project = obj.project()
     state = project.state
     if print_policy:
-        policy = getattr(state, "iam_policy", None)
-        if policy is None:
-            raise MilaError(f"the '{state.name}' state backend has no IAM policy to print",
-                            hint="--print-policy describes the aws backend")
-        _dump(policy())
+        from mila.policy import project_policy
+
+        _dump(project_policy(project))
         return
     identity = project.identity()
     show_identity(identity)

@@ -1,11 +1,8 @@
-"""The IAM policy document mila needs (``mila init --print-policy``).
+"""The ``aws`` state backend's part of the IAM policy (``mila init --print-policy``).
 
-Least privilege for one project: the state table and bucket; CloudFormation on the project's
-stacks (``<project>-*``) with the change-set calls the deployers use; the artifacts bucket;
-``iam:PassRole`` only towards CloudFormation; reading the caller identity. Resources a
-service's own template creates (Lambda, API Gateway, queues…) are created by CloudFormation
-with the permissions of the identity or role that runs it: add them for your templates, or
-give CloudFormation a service role (``iam:PassRole`` below).
+Least privilege for one project: the state table and bucket, and reading the caller identity.
+The deployers add their own statements (``DeployerType.iam_statements``; the CloudFormation
+ones are in ``mila_cloudformation.policy``); :mod:`mila.policy` merges them.
 """
 
 from __future__ import annotations
@@ -13,8 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 
-def iam_policy(*, project: str, table: str, bucket: str, region: str,
-               artifacts_bucket: str | None = None) -> dict[str, Any]:
+def iam_policy(*, table: str, bucket: str, region: str) -> dict[str, Any]:
     table_arn = f"arn:aws:dynamodb:{region}:*:table/{table}"
     bucket_arn = f"arn:aws:s3:::{bucket}"
     statements: list[dict[str, Any]] = [
@@ -32,25 +28,5 @@ def iam_policy(*, project: str, table: str, bucket: str, region: str,
             "s3:PutBucketPublicAccessBlock", "s3:GetBucketPolicy", "s3:PutBucketPolicy"]},
         {"Sid": "MilaStateObjects", "Effect": "Allow", "Resource": f"{bucket_arn}/checksums/*",
          "Action": ["s3:GetObject", "s3:PutObject"]},
-        {"Sid": "MilaStacks", "Effect": "Allow",
-         "Resource": [f"arn:aws:cloudformation:*:*:stack/{project}-*/*",
-                      f"arn:aws:cloudformation:*:*:changeSet/{project}-*/*",
-                      "arn:aws:cloudformation:*:aws:transform/Serverless-2016-10-31"],
-         "Action": [
-             "cloudformation:CreateChangeSet", "cloudformation:DescribeChangeSet",
-             "cloudformation:ExecuteChangeSet", "cloudformation:DeleteChangeSet",
-             "cloudformation:DescribeStacks", "cloudformation:DescribeStackEvents",
-             "cloudformation:DescribeStackResources", "cloudformation:GetTemplate",
-             "cloudformation:DeleteStack", "cloudformation:ListStackResources"]},
-        {"Sid": "MilaTemplates", "Effect": "Allow", "Resource": "*",
-         "Action": ["cloudformation:ValidateTemplate", "cloudformation:ListExports"]},
-        {"Sid": "MilaPassRoleToCloudFormation", "Effect": "Allow", "Action": "iam:PassRole",
-         "Resource": "*",
-         "Condition": {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}}},
     ]
-    if artifacts_bucket:
-        arn = f"arn:aws:s3:::{artifacts_bucket}"
-        statements.append({"Sid": "MilaArtifacts", "Effect": "Allow", "Resource": [arn, f"{arn}/*"],
-                           "Action": ["s3:GetObject", "s3:PutObject", "s3:ListBucket",
-                                      "s3:GetBucketLocation"]})
     return {"Version": "2012-10-17", "Statement": statements}

@@ -174,8 +174,7 @@ class AwsState:
         """The IAM policy document mila needs for this project (``mila init --print-policy``)."""
         from mila_aws.policy import iam_policy
 
-        return iam_policy(project=self.project, table=self.table, bucket=self.bucket,
-                          region=self.region, artifacts_bucket=self.artifacts_bucket)
+        return iam_policy(table=self.table, bucket=self.bucket, region=self.region)
 
     # ------------------------------------------------------------------ plumbing
 

@@ -15,7 +15,7 @@ Detection: a workspace with a ``template.yaml``/``template.yml``/``template.json
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mila import hookimpl
 from mila.config import ProjectConfig
@@ -68,6 +68,12 @@ def create_sam(config: ProjectConfig) -> StackDeployer:
     return StackDeployer("sam", config)
 
 
+def iam_statements(config: ProjectConfig) -> list[dict[str, Any]]:
+    from .policy import iam_statements
+
+    return iam_statements(config)
+
+
 def packaged_files(ws: Workspace, root: Path) -> list[Path]:
     from .inputs import packaged_files
 
@@ -78,8 +84,8 @@ def packaged_files(ws: Workspace, root: Path) -> list[Path]:
 def mila_deployers() -> list[DeployerType]:
     return [
         DeployerType("sam", create_sam, version=VERSION, detect=detect_sam, priority=10,
-                     config_keys=CONFIG_KEYS, inputs=packaged_files),
+                     config_keys=CONFIG_KEYS, inputs=packaged_files, iam_statements=iam_statements),
         DeployerType("cloudformation", create_cloudformation, version=VERSION,
                      detect=detect_cloudformation, priority=20, config_keys=CONFIG_KEYS,
-                     inputs=packaged_files),
+                     inputs=packaged_files, iam_statements=iam_statements),
     ]

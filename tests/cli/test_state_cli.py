@@ -90,15 +90,43 @@ def test_init_in_a_configured_account(sandbox: Any, project: Any, run_mila: Any)
     assert r.exit_code == 0, r.output
 
 
-def test_print_policy(project: Any, run_mila: Any) -> None:
+def _policy_actions(policy: dict[str, Any]) -> dict[str, set[str]]:
+    return {s["Sid"]: set([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+            for s in policy["Statement"]}
+
+
+def test_print_policy_merges_the_state_backend_and_the_deployers_in_use(project: Any,
+                                                                          run_mila: Any) -> None:
     project.root_config(backend="aws")
+    project.write("services/api/template.yaml", "Resources: {}\n")
     r = run_mila("init", "--print-policy")
     assert r.exit_code == 0, r.output
-    policy = json.loads(r.stdout)
-    actions = {a for s in policy["Statement"] for a in
-               ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
-    assert {"dynamodb:Query", "s3:PutObject", "cloudformation:ExecuteChangeSet",
-            "iam:PassRole", "sts:GetCallerIdentity"} <= actions
+    by_sid = _policy_actions(json.loads(r.stdout))
+    assert {"dynamodb:Query", "dynamodb:ConditionCheckItem"} <= by_sid["MilaStateTable"]
+    assert "cloudformation:ExecuteChangeSet" in by_sid["MilaStacks"]
+    assert by_sid["MilaPassRoleToCloudFormation"] == {"iam:PassRole"}
+    assert "s3:CreateBucket" in by_sid["MilaArtifacts"]  # mila-artifacts-* is made on first use
+    assert list(by_sid).count("MilaIdentity") == 1  # given by both plugins, printed once
+
+
+def test_print_policy_of_a_local_state_has_only_the_deployers_part(project: Any,
+                                                                    run_mila: Any) -> None:
+    project.root_config(backend="local")
+    project.write("services/api/template.yaml", "Resources: {}\n")
+    r = run_mila("init", "--print-policy")
+    assert r.exit_code == 0, r.output
+    by_sid = _policy_actions(json.loads(r.stdout))
+    assert "MilaStateTable" not in by_sid and "MilaStacks" in by_sid
+
+
+def test_print_policy_with_nothing_in_aws_says_so(project: Any, run_mila: Any,
+                                                  monkeypatch: Any) -> None:
+    monkeypatch.setenv("MILA_PLUGINS", "mila_fake_deployer")
+    project.root_config(backend="local")
+    project.service("web", 'deployer = "fake"\n')
+    r = run_mila("init", "--print-policy")
+    assert r.exit_code == 2
+    assert "no plugin of this project declares IAM permissions" in r.output
 
 
 def test_commands_before_init_say_to_run_init(aws_project: Any, run_mila: Any) -> None:
