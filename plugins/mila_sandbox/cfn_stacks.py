@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mila_sandbox import cfn_capabilities, cfn_failures, cfn_outputs, sam_transform
+from mila_sandbox import cfn_capabilities, cfn_failures, cfn_outputs, cfn_transforms, sam_transform
 from mila_sandbox.cfn_events import operating_on, stack_event
 
 #: states a stack can be updated from (the *_FAILED ones: after a failure with rollback disabled)
@@ -121,14 +121,16 @@ def prepare(response: Any, stack_name: str, original: str, parameters: dict[str,
         raise validation_error(f"Template format error: {exc}") from None
     if not isinstance(template, dict):
         raise validation_error("Template format error: the template is not a JSON or YAML object")
+    template, included = cfn_transforms.apply(template, parameters, response.current_account,
+                                              response.region)
     transformed = sam_transform.declares_transform(template)
     if transformed:
         template = sam_transform.expand(template, parameters, response.region,
                                         response.current_account, stack_name)
     capabilities = response._get_param("Capabilities", []) or []
-    cfn_capabilities.check(template, capabilities, transformed=transformed,
+    cfn_capabilities.check(template, capabilities, transformed=transformed or included,
                            change_set=change_set)
-    return original if not transformed else json.dumps(template)
+    return original if not (transformed or included) else json.dumps(template)
 
 
 def check_template_loads(backend: Any, stack_name: str, template: str,
@@ -301,11 +303,15 @@ def nested_template(backend: Any, name: str, template: str, parameters: dict[str
     from moto.cloudformation.models import Stack
 
     body = Stack.parse_template(template)
-    if not isinstance(body, dict) or not sam_transform.declares_transform(body):
+    if not isinstance(body, dict):
         return template
     values = {k: v if isinstance(v, str) else json.dumps(v) for k, v in parameters.items()}
-    return json.dumps(sam_transform.expand(body, values, backend.region_name,
-                                           backend.account_id, name))
+    body, included = cfn_transforms.apply(body, values, backend.account_id, backend.region_name)
+    if sam_transform.declares_transform(body):
+        body = sam_transform.expand(body, values, backend.region_name, backend.account_id, name)
+    elif not included:
+        return template
+    return json.dumps(body)
 
 
 def backend_delete_stack(self: Any, name_or_stack_id: str) -> None:

@@ -24,6 +24,7 @@ FIXES: tuple[str, ...] = (
     "cfn_events",
     "cfn_outputs",
     "cfn_capabilities",
+    "cfn_transforms",
     "sam_transform",
     "cfn_restapi",
     "cfn_types",

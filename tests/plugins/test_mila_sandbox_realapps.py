@@ -193,3 +193,55 @@ def test_a_nested_sam_application_is_transformed(plain: SandboxHandle,
     arn = outputs(created)["ChildFunction"]
     config = sandbox.client("lambda").get_function_configuration(FunctionName=arn)
     assert config["Environment"]["Variables"] == {"GREETING": "hi"}
+
+
+EXTENDED = {
+    "Transform": "AWS::LanguageExtensions",
+    "Parameters": {"Queues": {"Type": "CommaDelimitedList", "Default": "orders,invoices"}},
+    "Resources": {
+        "Fn::ForEach::Queues": ["Name", {"Ref": "Queues"}, {"Queue${Name}": {
+            "Type": "AWS::SQS::Queue", "Properties": {"QueueName": {"Fn::Sub": "q-${Name}"}}}}],
+        "Settings": {"Type": "AWS::SSM::Parameter", "Properties": {
+            "Name": "/settings", "Type": "String",
+            "Value": {"Fn::ToJsonString": {"count": {"Fn::Length": {"Ref": "Queues"}},
+                                           "region": {"Ref": "AWS::Region"}}}}},
+        "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {
+            "Name": "included", "Body": {"Fn::Transform": {"Name": "AWS::Include", "Parameters": {
+                "Location": "s3://snippets/openapi.yaml"}}}}}},
+    "Outputs": {"Orders": {"Value": {"Fn::GetAtt": ["Queueorders", "QueueName"]}}}}
+OPENAPI = """\
+openapi: "3.0.1"
+info: {title: included, version: "1"}
+paths:
+  /hello:
+    get:
+      responses: {"200": {description: ok}}
+"""
+
+
+def extended_template(handle: SandboxHandle) -> Any:
+    s3 = handle.client("s3")
+    s3.create_bucket(Bucket="snippets",
+                     CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_object(Bucket="snippets", Key="openapi.yaml", Body=OPENAPI.encode())
+    return outcome(lambda: deploy(handle, "extended", EXTENDED, "CREATE",
+                                  Parameters=[{"ParameterKey": "Queues",
+                                               "ParameterValue": "orders,invoices,refunds"}]))
+
+
+def test_language_extensions_and_includes(plain: SandboxHandle, sandbox: SandboxHandle) -> None:
+    assert isinstance(extended_template(plain), str)  # HTTP 500
+    created = extended_template(sandbox)
+    assert created["StackStatus"] == "CREATE_COMPLETE", created
+    assert outputs(created) == {"Orders": "q-orders"}
+    queues = sandbox.client("sqs").list_queues()["QueueUrls"]
+    assert sorted(url.rsplit("/", 1)[1] for url in queues) == ["q-invoices", "q-orders",
+                                                                 "q-refunds"]
+    value = sandbox.client("ssm").get_parameter(Name="/settings")["Parameter"]["Value"]
+    assert json.loads(value) == {"count": 3, "region": "eu-west-1"}
+    (api,) = sandbox.client("apigateway").get_rest_apis()["items"]
+    resources = sandbox.client("apigateway").get_resources(restApiId=api["id"])["items"]
+    assert "/hello" in [r["path"] for r in resources]
+    processed = sandbox.client("cloudformation").get_template(StackName="extended",
+                                                              TemplateStage="Processed")
+    assert "Fn::ForEach::Queues" not in json.dumps(processed["TemplateBody"])
