@@ -15,7 +15,7 @@ from rich.text import Text
 
 from mila import ui
 from mila.cli.main import CliContext, cli, pass_cli
-from mila.cli.options import env_option, no_prompt_option, services_option
+from mila.cli.options import env_option, no_prompt_option, regions_option, services_option
 from mila.cli.state_cmd import envs_group
 from mila.deploy import (
     Prepared,
@@ -47,6 +47,7 @@ from mila.orchestrator import (
     default_concurrency,
 )
 from mila.progress import ProgressView
+from mila.scope import restrict_plan_file, select_regions
 
 KIND_STYLE = {
     ActionKind.FIRST_DEPLOY: "bold green", ActionKind.DEPLOY: "yellow",
@@ -197,6 +198,7 @@ def deploy_options(f: Any) -> Any:
 @cli.command("deploy")
 @env_option("Environment to deploy (default: $MILA_ENV).")
 @services_option()
+@regions_option()
 @deploy_options
 @click.option("--only-prompt", "--on-prompt", "only_prompt", is_flag=True,
               help="Print the plan and exit (--on-prompt is accepted too).")
@@ -212,13 +214,14 @@ def deploy_options(f: Any) -> Any:
 @click.option("--disable-rollback", is_flag=True,
               help="Keep a failed stack as it is for debugging (no rollback).")
 @pass_cli
-def deploy_command(obj: CliContext, environment: str, services: str | None,
+def deploy_command(obj: CliContext, environment: str, services: str | None, regions: str | None,
                    concurrency: int | None, no_prompt: bool, lock_timeout: int,
                    only_prompt: bool, detailed_exitcode: bool, force: bool, as_json: bool,
                    plan_out: Path | None, disable_rollback: bool) -> None:
     """Plan ENV from the code and the remote state, confirm, and deploy what changed."""
     project = obj.project()
-    prepared = prepare(project, environment, only=parse_services(services), force=force)
+    prepared = prepare(project, environment, only=parse_services(services), force=force,
+                       regions=select_regions(project.state.get_environment(environment), regions))
     human = ui.make_console(stderr=as_json)
     if as_json:
         click.echo(json.dumps(plan_to_json(prepared), indent=2))
@@ -247,16 +250,22 @@ def deploy_command(obj: CliContext, environment: str, services: str | None,
 
 @cli.command("apply")
 @click.argument("plan_file", type=click.Path(dir_okay=False, path_type=Path))
+@regions_option("Apply only the plan's actions in these regions (comma-separated).")
 @deploy_options
 @click.option("--disable-rollback", is_flag=True, help="Keep a failed stack as it is.")
 @pass_cli
-def apply_command(obj: CliContext, plan_file: Path, concurrency: int | None, no_prompt: bool,
-                  lock_timeout: int, disable_rollback: bool) -> None:
+def apply_command(obj: CliContext, plan_file: Path, regions: str | None,
+                  concurrency: int | None, no_prompt: bool, lock_timeout: int,
+                  disable_rollback: bool) -> None:
     """Apply exactly the plan saved by `mila deploy --plan-out FILE`.
 
     Refuses (exit 2) if the code or the state changed since the plan was made."""
     project = obj.project()
-    prepared = check_saved_plan(project, load_plan_file(plan_file))
+    saved = load_plan_file(plan_file)
+    if regions is not None:
+        env = project.state.get_environment(saved["environment"])
+        saved = restrict_plan_file(saved, select_regions(env, regions) or ())
+    prepared = check_saved_plan(project, saved)
     human = ui.make_console()
     render_header(human, obj, prepared)
     render_plan(human, prepared)
@@ -269,16 +278,20 @@ def apply_command(obj: CliContext, plan_file: Path, concurrency: int | None, no_
 @cli.command("remove")
 @env_option()
 @services_option()
+@regions_option()
 @deploy_options
 @click.option("--plan-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Save the plan to FILE for `mila apply FILE`, and exit.")
 @pass_cli
-def remove_command(obj: CliContext, environment: str, services: str | None,
+def remove_command(obj: CliContext, environment: str, services: str | None, regions: str | None,
                    concurrency: int | None, no_prompt: bool, lock_timeout: int,
                    plan_out: Path | None) -> None:
-    """Destroy deployed services of ENV (all, or -s a,b), in every region. Alias: destroy."""
+    """Destroy deployed services of ENV (all, or -s a,b), in every region (or --region).
+    Alias: destroy."""
     project = obj.project()
-    prepared = prepare_removal(project, environment, only=parse_services(services))
+    prepared = prepare_removal(project, environment, only=parse_services(services),
+                               regions=select_regions(project.state.get_environment(environment),
+                                                      regions))
     human = ui.make_console()
     render_header(human, obj, prepared)
     render_plan(human, prepared)

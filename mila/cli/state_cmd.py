@@ -13,7 +13,7 @@ import click
 
 from mila import ui
 from mila.cli.main import CliContext, cli, pass_cli
-from mila.cli.options import env_option, services_option
+from mila.cli.options import env_option, regions_option, services_option
 from mila.deploy import parse_services
 from mila.environments import (
     check_account,
@@ -28,6 +28,7 @@ from mila.errors import MilaError
 from mila.locks import describe_holder
 from mila.model import Identity, utcnow
 from mila.names import check_services
+from mila.scope import select_regions
 from mila.state_json import (
     environment_to_dict,
     history_to_dict,
@@ -128,10 +129,14 @@ def envs_list(obj: CliContext, as_json: bool) -> None:
 
 @envs_group.command("describe")
 @click.argument("name")
+@click.option("--wide", is_flag=True, help="Add who deployed, the commit and the outputs.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_cli
-def envs_describe(obj: CliContext, name: str, as_json: bool) -> None:
-    """Show what is deployed in an environment: one row per service and region."""
+def envs_describe(obj: CliContext, name: str, wide: bool, as_json: bool) -> None:
+    """Show what is deployed in an environment: one row per service and region.
+
+    Fits 80 columns; `--wide` adds who deployed, the commit and the outputs (see also
+    `mila outputs`)."""
     view = describe_environment(obj.project().state, name)
     if as_json:
         _dump({**environment_to_dict(view.environment),
@@ -139,17 +144,22 @@ def envs_describe(obj: CliContext, name: str, as_json: bool) -> None:
                "locks": [lock_to_dict(lk) for lk in view.locks]})
         return
     env = view.environment
-    ui.echo(f"environment {env.name}: {', '.join(env.regions)} "
-            f"(created {_when(env.created_at)} by {env.created_by or '-'})")
+    ui.echo(f"environment {env.name}: {', '.join(env.regions)}")
+    ui.echo(f"created {_when(env.created_at)} by {env.created_by or '-'}")
     if not view.records:
         ui.echo("nothing deployed yet")
     else:
-        rows = [(r.service, r.region, r.status.value, _short(r.checksum), _when(r.deployed_at),
-                 r.deployed_by, r.commit[:10] if r.commit else None,
-                 ", ".join(f"{k}={v}" for k, v in sorted(r.outputs.items())) or None)
-                for r in view.records]
-        ui.echo(ui.table(["service", "region", "status", "checksum", "deployed at", "by",
-                          "commit", "outputs"], rows))
+        columns = ["service", "region", "status", "checksum", "deployed at"]
+        rows: list[tuple[Any, ...]] = [
+            (r.service, r.region, r.status.value, _short(r.checksum),
+             r.deployed_at.strftime("%Y-%m-%d %H:%M") if r.deployed_at else "-")
+            for r in view.records]
+        if wide:
+            columns += ["by", "commit", "outputs"]
+            rows = [(*row, r.deployed_by, r.commit[:10] if r.commit else None,
+                     ", ".join(f"{k}={v}" for k, v in sorted(r.outputs.items())) or None)
+                    for row, r in zip(rows, view.records, strict=True)]
+        ui.echo(ui.table(columns, rows))
     for lk in view.locks:
         ui.echo(f"locked    {lk.service} in {lk.region} by {describe_holder(lk)}")
 
@@ -164,16 +174,20 @@ def envs_describe(obj: CliContext, name: str, as_json: bool) -> None:
 @cli.command("history")
 @env_option()
 @services_option()
+@regions_option()
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
               help="Newest N entries.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_cli
-def history_command(obj: CliContext, environment: str, services: str | None, limit: int,
-                    as_json: bool) -> None:
+def history_command(obj: CliContext, environment: str, services: str | None,
+                    regions: str | None, limit: int, as_json: bool) -> None:
     """Show the actions carried out in an environment, newest first."""
     project = obj.project()
     names = parse_services(services)
-    entries = service_history(project, environment, names, limit)
+    chosen = select_regions(project.state.get_environment(environment), regions)
+    entries = service_history(project, environment, names, limit if chosen is None else None)
+    if chosen is not None:
+        entries = [h for h in entries if h.region in chosen][:limit]
     if as_json:
         _dump([history_to_dict(h) for h in entries])
         return
@@ -192,7 +206,7 @@ def history_command(obj: CliContext, environment: str, services: str | None, lim
 
 
 def service_history(project: Any, environment: str, names: list[str] | None,
-                    limit: int) -> list[Any]:
+                    limit: int | None) -> list[Any]:
     """The newest ``limit`` entries (of ``names`` only); a name that is no service and has no
     history is refused (exit 2) with the closest names."""
     state = project.state

@@ -239,11 +239,11 @@ def seed_deployment(project: Any) -> Any:
 
 def test_describe(ready: Any, run_mila: Any) -> None:
     seed_deployment(ready)
-    r = run_mila("envs", "describe", "dev")
+    r = run_mila("envs", "describe", "dev", "--wide")
     assert r.exit_code == 0, r.output
     assert "environment dev: eu-west-1, us-east-1" in r.output
     row = next(line for line in r.output.splitlines() if line.startswith("api"))
-    for cell in ("eu-west-1", "succeeded", "abcdef012345", "2026-01-02 03:04:05",
+    for cell in ("eu-west-1", "succeeded", "abcdef012345", "2026-01-02 03:04",
                  "alice@laptop", "feedbeeffe", "Url=https://api"):
         assert cell in row, cell
     assert "abcdef0123456" not in row  # a checksum prefix, not the whole checksum
