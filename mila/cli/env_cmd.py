@@ -9,8 +9,11 @@ import click
 
 from mila import ui
 from mila.cli.main import CliContext, cli, pass_cli
-from mila.config import check_region
-from mila.errors import EXIT_USAGE, MilaError
+from mila.cli.options import env_option, regions_option, services_option
+from mila.deploy import parse_services
+from mila.errors import EXIT_USAGE
+from mila.names import check_services
+from mila.scope import select_regions
 from mila.variables import VariableResolver, VariableView, show_variables
 
 
@@ -20,12 +23,12 @@ def env_group() -> None:
 
 
 @env_group.command("show")
-@click.option("-e", "--env", "environment", required=True, help="Environment.")
-@click.option("-s", "--service", "service", help="Only this service.")
-@click.option("--region", help="Only this region (default: the environment's regions).")
+@env_option()
+@services_option()
+@regions_option("Only these regions (default: the environment's regions).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_cli
-def env_show(obj: CliContext, environment: str, service: str | None, region: str | None,
+def env_show(obj: CliContext, environment: str, services: str | None, regions: str | None,
              as_json: bool) -> None:
     """Show each variable of ENV's services: its value and the file and line it comes from.
 
@@ -33,19 +36,17 @@ def env_show(obj: CliContext, environment: str, service: str | None, region: str
     and SecureString parameters are shown as ****. Exits 2 when a variable cannot be resolved
     (a deploy would be refused)."""
     project = obj.project()
-    services = project.graph.services
-    if service is not None:
-        services = [s for s in services if s.name == service]
-        if not services:
-            names = ", ".join(s.name for s in project.graph.services) or "none"
-            raise MilaError(f"no service named '{service}'", hint=f"services are: {names}")
-    regions = [check_region(region, key="--region")] if region else \
-        list(project.state.get_environment(environment).regions)
+    names = parse_services(services)
+    if names is not None:
+        check_services(project.graph, names)
+    chosen = [s for s in project.graph.services if names is None or s.name in names]
+    env = project.state.get_environment(environment)
+    in_scope = select_regions(env, regions) or env.regions
     records = {(r.service, r.region): r.outputs for r in project.state.records(environment)}
     resolver = VariableResolver(project)
     views: list[VariableView] = []
-    for ws in services:
-        for r in regions:
+    for ws in chosen:
+        for r in in_scope:
             outputs = {d: records[(d, r)] for d in project.graph.dependencies(ws.name, transitive=True)
                        if (d, r) in records}
             views += show_variables(resolver, ws, environment, r, outputs)

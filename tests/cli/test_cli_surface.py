@@ -81,8 +81,11 @@ def test_destroy_help_names_the_command_it_aliases() -> None:
 
 def test_services_is_spelled_the_same_everywhere() -> None:
     for command in (["deploy"], ["remove"], ["history"], ["release-lock"], ["checksums"],
-                    ["info"]):
+                    ["info"], ["env", "show"], ["outputs"]):
         out = mila(*command, "--help").output
+        if command == ["outputs"]:  # one SERVICE argument
+            assert "--region" in out and "-e, --env" in out
+            continue
         assert "-s, --services" in out, command
         assert "--service " not in out, command
 
