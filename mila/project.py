@@ -7,6 +7,7 @@ boto3 client).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -73,7 +74,21 @@ class Project:
         raise PluginError("no hasher applies to this project",
                           hint="the 'fs' hasher of the built-in 'git' plugin may be disabled")
 
-    def identity(self) -> Any:
+    def acts_in_the_cloud(self, deployers: Iterable[str]) -> bool:
+        """Whether running ``deployers`` needs the cloud identity: ``[accounts]`` is configured,
+        or the state backend or one of the deployers declares IAM permissions (the state's
+        ``iam_policy()``, ``DeployerType.iam_statements``) — one rule with ``--print-policy``.
+        A local state with local deployers needs no identity, credentials or network."""
+        if self.config.accounts or getattr(self.state, "iam_policy", None) is not None:
+            return True
+        types = self.pm.registry.deployers
+        return any(types[d].iam_statements is not None for d in deployers if d in types)
+
+    def identity(self, deployers: Iterable[str] | None = None) -> Any:
+        """The cloud identity (``mila_identity``); ``None`` without asking any plugin when
+        ``deployers`` are given and none of them, nor the state, acts in the cloud."""
+        if deployers is not None and not self.acts_in_the_cloud(deployers):
+            return None
         return self.pm.hook.mila_identity(config=self.config)
 
 

@@ -62,9 +62,12 @@ def stdin_is_terminal() -> bool:
 def render_header(console: Console, obj: CliContext, prepared: Prepared) -> None:
     project = obj.project()
     config = project.config
+    deployers = {a.deployer for a in prepared.plan.actions if a.kind.changes}
     try:
-        identity = project.identity()
-        who = f"{identity.account} ({identity.arn})" if identity else "unknown"
+        identity = project.identity(deployers)
+        who = f"{identity.account} ({identity.arn})" if identity else \
+            "unknown" if project.acts_in_the_cloud(deployers) else \
+            "none needed (local state, no deployer in this plan acts in the cloud)"
     except MilaError as exc:
         account = config.account_for(prepared.environment.name)
         if account is not None:

@@ -329,3 +329,28 @@ def test_run_hooks_notify_and_plan_ready_vetoes(shop, run_mila, monkeypatch, tmp
     assert "the plan was refused" in r.output
     assert "plugin 'mila_policy_plugin': web in eu-west-1 would be destroyed" in r.output
     assert len(calls(shop.root)) == before
+
+
+def test_a_local_only_plan_asks_for_no_cloud_identity(project, run_mila, monkeypatch,
+                                                      tmp_path) -> None:
+    """Local state + a deployer declaring no IAM permissions: no STS call, no boto3, no network;
+    a CloudFormation service in the plan (it declares IAM statements) makes mila ask."""
+    probe = tmp_path / "identity-asked"
+    monkeypatch.setenv("MILA_IDENTITY_PROBE", str(probe))
+    monkeypatch.setenv("MILA_PLUGINS", "mila_fake_deployer,mila_identity_probe")
+    project.root_config(backend="local")
+    project.service("web", 'deployer = "fake"\n')
+    project.commit_all()
+    assert run_mila("init").exit_code == 0
+    assert run_mila("envs", "create", "dev").exit_code == 0
+    probe.unlink(missing_ok=True)  # `mila init` shows the identity: the plan is what is tested
+    r = run_mila("deploy", "-e", "dev", "--only-prompt")
+    assert r.exit_code == 0, r.output
+    assert "none needed" in r.output
+    assert not probe.exists()
+    project.write("services/api/template.yaml", "Resources: {}\n")
+    project.commit_all()
+    r = run_mila("deploy", "-e", "dev", "--only-prompt")
+    assert r.exit_code == 0, r.output
+    assert "111122223333" in r.output
+    assert probe.read_text() == "asked\n"
