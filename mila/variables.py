@@ -494,3 +494,46 @@ def show_variables(resolver: VariableResolver, service: Workspace, environment: 
         views.append(VariableView(service.name, region, name, variable.source, variable.value,
                                   value, resolved.secure, refs))
     return views
+
+
+# ----------------------------------------------------------------------------- replicas
+
+
+def referenced(resolver: VariableResolver, services: list[Workspace],
+               environment: str) -> dict[tuple[str, str], Variable]:
+    """Every ``(kind, target)`` the services' files reference in ``environment`` (``env``
+    excepted), with the first variable naming it."""
+    kinds = set(resolver.kinds())
+    found: dict[tuple[str, str], Variable] = {}
+    for service in services:
+        for variable in resolver.variables(service.path, environment).values():
+            for match in _PLACEHOLDER.finditer(variable.value):
+                kind, sep, target = match.group(1).strip().partition(":")
+                if sep and kind in kinds and target:
+                    found.setdefault((kind, target), variable)
+    return found
+
+
+def references_to_copy(resolver: VariableResolver, services: list[Workspace], environment: str,
+                       source: str) -> list[tuple[str, str]]:
+    """What ``mila envs create-replicate`` copies from ``source``: every reference of the
+    services' files; one missing in ``source`` is an error (exit 2) before anything is written."""
+    refs = referenced(resolver, services, environment)
+    for (kind, target), variable in refs.items():
+        if resolver.describe(kind, target, source) is None:
+            raise MilaError(f"{variable.source}: {variable.name}: {kind} '{target}' does not "
+                            f"exist in {source}, the region it would be copied from",
+                            hint="create it there, or pass --no-copy and create it in the new "
+                                 "region yourself")
+    return sorted(refs)
+
+
+def copy_references(resolver: VariableResolver, refs: list[tuple[str, str]], source: str,
+                    target: str) -> list[str]:
+    """Copy each reference from ``source`` to ``target``; returns those copied (the others
+    were there already). Values go from one region to the other, never to a log."""
+    copied = []
+    for kind, name in refs:
+        if resolver.resolver(kind).copy(name, source, target):
+            copied.append(f"{kind}:{name}")
+    return copied

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -345,6 +346,24 @@ def envs_destroy(obj: CliContext, name: str, concurrency: int | None, no_prompt:
     human.print(f"destroyed environment {name} (its history is kept)", markup=False)
 
 
+def replicate_references(project: Any, name: str, region: str) -> Callable[[], None]:
+    """Check (before anything is written) that the references to copy exist in NAME's first
+    region; returns what copies them into REGION."""
+    from mila.variables import VariableResolver, copy_references, references_to_copy
+
+    (region,) = parse_regions(region)
+    source = project.state.get_environment(name).regions[0]
+    resolver = VariableResolver(project)
+    services = [s for s in project.graph.services if s.regions is None or region in s.regions]
+    refs = references_to_copy(resolver, services, name, source)
+
+    def copy() -> None:
+        for copied in copy_references(resolver, refs, source, region):
+            ui.echo(f"copied    {copied} from {source} to {region}")
+
+    return copy
+
+
 def destroy_all(obj: CliContext, prepared: Prepared, concurrency: int | None, lock_timeout: int,
                 no_prompt: bool, human: Console, kept: str) -> None:
     """Show, confirm and run a removal plan; returns only when every destroy succeeded."""
@@ -366,17 +385,25 @@ def destroy_all(obj: CliContext, prepared: Prepared, concurrency: int | None, lo
 @click.argument("name")
 @click.argument("region")
 @deploy_options
+@click.option("--no-copy", is_flag=True,
+              help="Do not copy the SSM parameters and secrets the environment files reference "
+                   "from the environment's first region.")
 @pass_cli
 def envs_create_replicate(obj: CliContext, name: str, region: str, concurrency: int | None,
-                          no_prompt: bool, lock_timeout: int) -> None:
+                          no_prompt: bool, lock_timeout: int, no_copy: bool) -> None:
     """Add REGION to environment NAME and deploy every service there.
 
-    If a deploy fails, what was deployed in REGION is destroyed and the region removed again."""
+    First copies the SSM parameters and secrets that NAME's environment files reference from
+    its first region into REGION (those already there are kept; --no-copy skips this). If a
+    deploy fails, what was deployed in REGION is destroyed and the region removed again."""
     project = obj.project()
+    copying = None if no_copy else replicate_references(project, name, region)
     env = add_region(project.state, name, region)
     region = env.regions[-1]
     human = ui.make_console()
     try:
+        if copying is not None:
+            copying()
         prepared = prepare(project, name, regions={region})
         render_header(human, obj, prepared)
         render_plan(human, prepared)

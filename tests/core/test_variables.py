@@ -268,3 +268,34 @@ def test_env_show_names_sources_and_masks_secure_values(shop, run_mila) -> None:
     assert "eu-west-1" not in r.output and "web" not in r.output
     r = run_mila("env", "show", "-e", "dev", "-s", "web")
     assert r.exit_code == 2 and "error:" in r.output
+
+
+def test_create_replicate_copies_references_from_the_first_region(shop, run_mila) -> None:
+    from mila_fake_references import store
+
+    shop.write("services/api/envs/.env.qa", "API_KEY=${fake:qa-key}\n")
+    put(shop.root, "eu-west-1", "qa-key", "qa-secret", version="5", secure=True)
+    assert run_mila("envs", "create", "qa", "--regions", "eu-west-1").exit_code == 0
+    # --no-copy: the plan in the new region is refused and the region rolled back
+    r = run_mila("envs", "create-replicate", "qa", "us-east-1", "--no-prompt", "--no-copy")
+    assert r.exit_code == 2 and "fake 'qa-key' does not exist in us-east-1" in r.output
+    assert "qa-key" not in json.loads(store(shop.root).read_text())["us-east-1"]
+    r = run_mila("envs", "create-replicate", "qa", "us-east-1", "--no-prompt")
+    assert r.exit_code == 0, r.output
+    assert "copied    fake:qa-key from eu-west-1 to us-east-1" in r.output
+    assert "qa-secret" not in r.output
+    copied = json.loads(store(shop.root).read_text())["us-east-1"]["qa-key"]
+    assert copied["value"] == "qa-secret" and copied["secure"] is True
+    deploy = [c for c in calls(shop.root) if c["op"] == "deploy" and c["service"] == "api"][-1]
+    assert deploy["region"] == "us-east-1" and deploy["variables"]["API_KEY"] == "qa-secret"
+
+
+def test_create_replicate_refuses_a_reference_missing_in_the_source(shop, run_mila) -> None:
+    shop.write("services/api/envs/.env.qa", "API_KEY=${fake:nowhere}\n")
+    assert run_mila("envs", "create", "qa", "--regions", "eu-west-1").exit_code == 0
+    r = run_mila("envs", "create-replicate", "qa", "us-east-1", "--no-prompt")
+    assert r.exit_code == 2
+    assert ("services/api/envs/.env.qa:1: API_KEY: fake 'nowhere' does not exist in eu-west-1"
+            in r.output)
+    described = json.loads(run_mila("envs", "describe", "qa", "--json").stdout)
+    assert described["regions"] == ["eu-west-1"]  # nothing written

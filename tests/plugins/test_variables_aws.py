@@ -184,3 +184,34 @@ def test_no_secret_value_in_anything_mila_writes(app, sandbox, run_mila, tmp_pat
     assert len(written) > 10
     for value in (SECRET, SECURE):
         assert [where for where, data in written if value.encode() in data] == []
+
+
+@pytest.mark.slow
+def test_create_replicate_copies_parameters_and_secrets(app, sandbox, run_mila) -> None:
+    app.write("envs/.env.qa", "URL=${ssm:/qa/url}\nTOKEN=${ssm:/qa/token}\n"
+                              "DB_PASSWORD=${secret:qa/db:password}\n")
+    source = "eu-west-1"
+    sandbox.client("ssm", source).put_parameter(Name="/qa/url", Value="qa.example", Type="String",
+                                                Description="the qa url")
+    sandbox.client("ssm", source).put_parameter(Name="/qa/token", Value=SECURE,
+                                                Type="SecureString")
+    sandbox.client("secretsmanager", source).create_secret(
+        Name="qa/db", SecretString=json.dumps({"password": SECRET}))
+    assert run_mila("envs", "create", "qa", "--regions", source).exit_code == 0
+    r = run_mila("envs", "create-replicate", "qa", "us-east-1", "--no-prompt")
+    assert r.exit_code == 0, r.output
+    assert SECRET not in r.output and SECURE not in r.output
+    ssm = sandbox.client("ssm", "us-east-1")
+    token = ssm.get_parameter(Name="/qa/token", WithDecryption=True)["Parameter"]
+    assert (token["Type"], token["Value"]) == ("SecureString", SECURE)
+    described = ssm.describe_parameters(ParameterFilters=[
+        {"Key": "Name", "Option": "Equals", "Values": ["/qa/url"]}])["Parameters"]
+    assert described[0]["Description"] == "the qa url"
+    assert json.loads(sandbox.client("secretsmanager", "us-east-1").get_secret_value(
+        SecretId="qa/db")["SecretString"]) == {"password": SECRET}
+    r = run_mila("envs", "describe", "qa", "--json")
+    record = next(x for x in json.loads(r.stdout)["records"]
+                  if x["service"] == "api" and x["region"] == "us-east-1")
+    env = sandbox.client("lambda", "us-east-1").get_function_configuration(
+        FunctionName=record["outputs"]["FunctionName"])["Environment"]["Variables"]
+    assert env["URL"] == "qa.example" and env["TOKEN"] == SECURE and env["DB_PASSWORD"] == SECRET
