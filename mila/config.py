@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mila.errors import ConfigError
+from mila.errors import ConfigError, ProjectNotFound
 from mila.model import frozen_mapping
 
 if sys.version_info >= (3, 11):
@@ -123,8 +123,8 @@ def find_root(start: Path) -> Path:
         if pyproject.is_file() and "tool" in (doc := _read_toml(pyproject, "pyproject.toml")) \
                 and "mila" in doc["tool"]:
             return folder
-    raise ConfigError(f"no {CONFIG_FILE} found in {start} or any parent folder",
-                      hint="run mila inside a project, or pass -C DIR")
+    raise ProjectNotFound(f"no {CONFIG_FILE} found in {start} or any parent folder",
+                          hint="run mila inside a project, or pass -C DIR")
 
 
 def load_config(start: Path | None = None) -> ProjectConfig:

@@ -16,12 +16,27 @@ message as one line on stderr; the traceback only with ``-v``. Exit codes are a 
 
 from __future__ import annotations
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_LOCKED = 3
-EXIT_CHANGES = 4
-EXIT_INTERRUPTED = 130
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """The CLI's exit codes (a contract, like pytest's ``ExitCode``)."""
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    LOCKED = 3
+    CHANGES = 4
+    INTERRUPTED = 130
+
+
+# The names modules import; each is the ExitCode member itself.
+EXIT_OK = ExitCode.OK
+EXIT_FAILED = ExitCode.FAILED
+EXIT_USAGE = ExitCode.USAGE
+EXIT_LOCKED = ExitCode.LOCKED
+EXIT_CHANGES = ExitCode.CHANGES
+EXIT_INTERRUPTED = ExitCode.INTERRUPTED
 
 
 class MilaError(Exception):
@@ -51,6 +66,10 @@ class ConfigError(MilaError):
         super().__init__(f"{where}{message}", hint=hint)
         self.file = file
         self.key = key
+
+
+class ProjectNotFound(ConfigError):
+    """No ``mila.toml`` (or ``[tool.mila]``) at or above the folder mila was started in."""
 
 
 class PluginError(MilaError):

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from mila import __version__
-from mila.errors import EXIT_INTERRUPTED, EXIT_USAGE, MilaError
+from mila.errors import EXIT_INTERRUPTED, EXIT_USAGE, MilaError, ProjectNotFound
 from mila.logs import configure_logging
 
 
@@ -140,9 +140,7 @@ class MilaGroup(click.Group):
         obj = ctx.find_object(CliContext)
         try:
             pm = obj.project().pm if obj is not None else build_plugin_manager()
-        except MilaError as exc:
-            if "no mila.toml" not in str(exc):
-                raise
+        except ProjectNotFound:  # outside a project: the installed plugins' commands
             pm = build_plugin_manager()
         reg = pm.registry
         for name in reg.commands:

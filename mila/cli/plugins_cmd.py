@@ -9,15 +9,13 @@ import click
 
 from mila import ui
 from mila.cli.main import CliContext, cli, pass_cli
-from mila.errors import MilaError
+from mila.errors import ProjectNotFound
 
 
 def describe_plugins(obj: CliContext) -> list[dict[str, Any]]:
     try:
         pm = obj.project().pm
-    except MilaError as exc:
-        if "no mila.toml" not in str(exc):
-            raise
+    except ProjectNotFound:  # outside a project: every installed plugin
         from mila.plugins import build_plugin_manager
         pm = build_plugin_manager()
     out = []

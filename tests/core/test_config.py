@@ -78,3 +78,14 @@ def test_missing_config_says_how_to_fix(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no mila.toml found") as info:
         load_config(tmp_path)
     assert info.value.hint and "-C" in info.value.hint
+
+
+def test_no_project_is_its_own_error_type(tmp_path) -> None:
+    from mila.config import load_config
+    from mila.errors import ConfigError, ExitCode, ProjectNotFound
+
+    with pytest.raises(ProjectNotFound) as caught:
+        load_config(tmp_path)
+    assert isinstance(caught.value, ConfigError)
+    assert caught.value.exit_code == ExitCode.USAGE == 2
+    assert "pass -C DIR" in str(caught.value)
