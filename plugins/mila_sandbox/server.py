@@ -166,10 +166,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def answers(endpoint_url: str, timeout: float = 1.0) -> bool:
-    """Whether a moto server (the sandbox or plain moto) answers at ``endpoint_url``."""
+    """Whether a moto server (the sandbox or plain moto) answers at ``endpoint_url``.
+
+    Asks for moto's configuration, which every moto server answers cheaply (its
+    ``data.json`` serialises every backend, and fails with HTTP 500 once a Lambda exists)."""
     try:
-        with urllib.request.urlopen(f"{endpoint_url}/moto-api/data.json", timeout=timeout) as r:
-            return bool(r.status == 200)
+        with urllib.request.urlopen(f"{endpoint_url}/moto-api/config", timeout=timeout) as r:
+            return bool(200 <= r.status < 300)
     except OSError:
         return False
 

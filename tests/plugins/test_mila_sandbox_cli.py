@@ -54,6 +54,16 @@ def test_background_status_stop(tmp_path: Path, project) -> None:
         sts = boto3.client("sts", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="eu-west-1",
                            aws_access_key_id="testing", aws_secret_access_key="testing")
         assert sts.get_caller_identity()["Account"] == "123456789012"
+        iam = boto3.client("iam", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="eu-west-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        boto3.client("lambda", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="eu-west-1",
+                     aws_access_key_id="testing", aws_secret_access_key="testing"
+                     ).create_function(FunctionName="f", Runtime="python3.12", Role=role,
+                                       Handler="index.handler", Code={"ZipFile": b"PK\x05\x06"
+                                                                      + b"\x00" * 18})
+        from_sub = mila("sandbox", "status", cwd=sub)  # a Lambda exists; looked up from below
+        assert from_sub.returncode == 0 and "sandbox running" in from_sub.stdout
         again = mila("sandbox", "--background", "--port", "0", cwd=project.root)
         assert again.returncode == 2 and "already running" in again.stderr
         status = mila("sandbox", "status", "--json", cwd=project.root)
