@@ -118,3 +118,77 @@ def test_the_projects_own_tool_comes_first(tmp_path: Path) -> None:
     tool.parent.mkdir(parents=True)
     tool.write_text("")
     assert find_executable(Tool(("osls",), "osls", "serverless"), service, tmp_path) == [str(tool)]
+
+
+# ----------------------------------------------------------------------------- cdk assemblies
+
+BOOTSTRAP = "cdk-hnb659fds-assets-${AWS::AccountId}-${AWS::Region}"
+
+
+def write_assembly(folder: Path, *, docker: bool = False) -> None:
+    (folder / "asset.abc").mkdir(parents=True)
+    (folder / "asset.abc" / "h.py").write_text("def main(e, c): return 1\n")
+    files = {"abc": {"source": {"path": "asset.abc", "packaging": "zip"},
+                     "destinations": {"d": {"bucketName": BOOTSTRAP, "objectKey": "abc.zip"}}}}
+    assets = {"version": "55.0.0", "files": files,
+              "dockerImages": {"img": {"displayName": "Api/Image"}} if docker else {}}
+    (folder / "Api.assets.json").write_text(json.dumps(assets))
+    template = {
+        "Parameters": {"BootstrapVersion": {"Type": "String"}},
+        "Rules": {"CheckBootstrapVersion": {"Assertions": []}},
+        "Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Code": {"S3Bucket": {"Fn::Sub": BOOTSTRAP}, "S3Key": "abc.zip"},
+            "Environment": {"Variables": {"X": {"Fn::ImportValue": "Base:ExportsOutputRefQ"}}}}}},
+        "Outputs": {"O": {"Value": "v", "Export": {"Name": "Api:ExportsOutputRefFn"}}},
+    }
+    (folder / "Api.template.json").write_text(json.dumps(template))
+    (folder / "Base.template.json").write_text(json.dumps({"Resources": {}}))
+    manifest = {"artifacts": {
+        "Api.assets": {"type": "cdk:asset-manifest", "properties": {"file": "Api.assets.json"}},
+        "Api": {"type": "aws:cloudformation:stack", "dependencies": ["Base", "Api.assets"],
+                "properties": {"templateFile": "Api.template.json"}},
+        "Base": {"type": "aws:cloudformation:stack",
+                 "properties": {"templateFile": "Base.template.json"}}}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_assembly_stacks_come_in_dependency_order(tmp_path: Path) -> None:
+    from mila_cdk.assembly import read_assembly
+
+    write_assembly(tmp_path)
+    assembly = read_assembly(tmp_path, "cdk.out")
+    assert [s.artifact_id for s in assembly.stacks] == ["Base", "Api"]
+    assert set(assembly.assets) == {"abc.zip"}
+
+
+def test_rewrite_publishes_assets_to_milas_bucket_without_bootstrap(tmp_path: Path) -> None:
+    from mila_cdk.assembly import read_assembly, rewrite
+
+    write_assembly(tmp_path)
+    assembly = read_assembly(tmp_path, "cdk.out")
+    uploaded: list[tuple[bytes, str]] = []
+
+    def upload(data: bytes, extension: str) -> str:
+        uploaded.append((data, extension))
+        return f"p/sha{len(uploaded)}{extension}"
+
+    body = json.loads((tmp_path / "Api.template.json").read_text())
+    names = {"Api": "fw-stats-dev-Api", "Base": "fw-stats-dev-Base"}
+    fixed = rewrite(body, assembly, "mila-artifacts-1-eu-west-1", upload, "Api", names=names)
+    props = fixed["Resources"]["Fn"]["Properties"]
+    assert props["Code"] == {"S3Bucket": {"Fn::Sub": "mila-artifacts-1-eu-west-1"},
+                             "S3Key": "p/sha1.zip"}
+    assert props["Environment"]["Variables"]["X"] == {
+        "Fn::ImportValue": "fw-stats-dev-Base:ExportsOutputRefQ"}
+    assert fixed["Outputs"]["O"]["Export"]["Name"] == "fw-stats-dev-Api:ExportsOutputRefFn"
+    assert "Parameters" not in fixed and "Rules" not in fixed
+    assert len(uploaded) == 1 and uploaded[0][1] == ".zip"
+
+
+def test_docker_image_assets_are_refused_clearly(tmp_path: Path) -> None:
+    from mila_cdk.assembly import read_assembly
+
+    write_assembly(tmp_path, docker=True)
+    with pytest.raises(DeployError) as info:
+        read_assembly(tmp_path, "cdk.out")
+    assert "Docker image assets are not supported (Api/Image)" in info.value.message
