@@ -53,18 +53,29 @@ class Status(str, enum.Enum):
     CANCELLED = "cancelled"
 
 
+class WorkspaceKind(str, enum.Enum):
+    """What a workspace is: deployed (``service``) or shared code (``package``)."""
+
+    SERVICE = "service"
+    PACKAGE = "package"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True, slots=True)
 class Workspace:
     """A folder of the monorepo matched by ``[project].workspaces``.
 
-    ``kind`` is ``"service"`` when the folder's ``mila.toml`` has a ``[service]`` table or a
-    deployer plugin detects it, else ``"package"`` (shared code that services depend on).
+    ``kind`` is :attr:`WorkspaceKind.SERVICE` when the folder's ``mila.toml`` has a
+    ``[service]`` table or a deployer plugin detects it, else :attr:`WorkspaceKind.PACKAGE`
+    (shared code that services depend on). It is a ``str`` enum: ``kind == "service"`` holds.
     ``path`` is relative to the project root, POSIX separators, never absolute.
     """
 
     name: str
     path: str
-    kind: str  # "service" | "package"
+    kind: WorkspaceKind
     depends_on: tuple[str, ...] = ()
     src: tuple[str, ...] = ()  # globs relative to the workspace; () means the whole folder
     deployer: str | None = None
@@ -77,9 +88,13 @@ class Workspace:
     #: project-relative path of the mila.toml that declared it, for error messages
     config_file: str | None = None
 
+    def __post_init__(self) -> None:
+        # accept the plain strings ("service", "package") plugins and tests have always passed
+        object.__setattr__(self, "kind", WorkspaceKind(self.kind))
+
     @property
     def is_service(self) -> bool:
-        return self.kind == "service"
+        return self.kind is WorkspaceKind.SERVICE
 
 
 @dataclass(frozen=True, slots=True)

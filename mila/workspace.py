@@ -18,7 +18,7 @@ from typing import Any
 
 from mila.config import CONFIG_FILE, ProjectConfig, parse_service_table, read_toml
 from mila.errors import ConfigError
-from mila.model import Workspace, frozen_mapping
+from mila.model import Workspace, WorkspaceKind, frozen_mapping
 from mila.protocols import DeployerType
 
 PACKAGE_KEYS = {"name", "depends_on", "src"}
@@ -131,7 +131,7 @@ def discover(config: ProjectConfig, deployers: Sequence[DeployerType] = ()) -> W
                 ws = Workspace(
                     name=table.get("name", folder.name),
                     path=rel,
-                    kind="service",
+                    kind=WorkspaceKind.SERVICE,
                     depends_on=tuple(table.get("depends_on", ())),
                     src=tuple(table.get("src", ())),
                     deployer=deployer,
@@ -152,7 +152,7 @@ def discover(config: ProjectConfig, deployers: Sequence[DeployerType] = ()) -> W
             raise ConfigError(f"unknown key '{sorted(unknown_keys)[0]}'", file=toml_rel,
                               key=f"package.{sorted(unknown_keys)[0]}",
                               hint=f"allowed keys here: {', '.join(sorted(PACKAGE_KEYS))}")
-        ws = Workspace(name=table.get("name", folder.name), path=rel, kind="package",
+        ws = Workspace(name=table.get("name", folder.name), path=rel, kind=WorkspaceKind.PACKAGE,
                        depends_on=tuple(table.get("depends_on", ())),
                        src=tuple(table.get("src", ())), config_file=toml_rel if doc else None)
         found.append((ws, set(pkg_meta["deps"]), pkg_meta["name"]))

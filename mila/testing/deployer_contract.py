@@ -55,7 +55,15 @@ from typing import Any
 import pytest
 
 from mila.errors import MilaError
-from mila.model import Action, ActionKind, DeployResult, Environment, Workspace, frozen_mapping
+from mila.model import (
+    Action,
+    ActionKind,
+    DeployResult,
+    Environment,
+    Workspace,
+    WorkspaceKind,
+    frozen_mapping,
+)
 from mila.protocols import DeployContext, Deployer
 
 __all__ = ["DeployerContract"]
@@ -98,7 +106,7 @@ class DeployerContract:
             path = folder / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(textwrap.dedent(content))
-        return Workspace(name=self.service, path=f"services/{self.service}", kind="service",
+        return Workspace(name=self.service, path=f"services/{self.service}", kind=WorkspaceKind.SERVICE,
                          deployer=str(self.settings.get("deployer", "")) or None,
                          settings=frozen_mapping(dict(self.settings)),
                          config_file=f"services/{self.service}/mila.toml")
