@@ -120,7 +120,7 @@ def find_root(start: Path) -> Path:
         if (folder / CONFIG_FILE).is_file():
             return folder
         pyproject = folder / "pyproject.toml"
-        if pyproject.is_file() and "tool" in (doc := _read_toml(pyproject, "pyproject.toml")) \
+        if pyproject.is_file() and "tool" in (doc := read_toml(pyproject, "pyproject.toml")) \
                 and "mila" in doc["tool"]:
             return folder
     raise ProjectNotFound(f"no {CONFIG_FILE} found in {start} or any parent folder",
@@ -131,12 +131,13 @@ def load_config(start: Path | None = None) -> ProjectConfig:
     """Find and validate the root configuration, walking up from ``start`` (default: cwd)."""
     root = find_root(start or Path.cwd())
     if (root / CONFIG_FILE).is_file():
-        return parse_config(_read_toml(root / CONFIG_FILE, CONFIG_FILE), root, CONFIG_FILE)
-    doc = _read_toml(root / "pyproject.toml", "pyproject.toml")
+        return parse_config(read_toml(root / CONFIG_FILE, CONFIG_FILE), root, CONFIG_FILE)
+    doc = read_toml(root / "pyproject.toml", "pyproject.toml")
     return parse_config(doc["tool"]["mila"], root, "pyproject.toml")
 
 
-def _read_toml(path: Path, shown: str) -> dict[str, Any]:
+def read_toml(path: Path, shown: str) -> dict[str, Any]:
+    """Read a TOML file, turning syntax errors into a :class:`ConfigError` naming ``shown``."""
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
@@ -153,11 +154,6 @@ def loads_toml(text: str) -> dict[str, Any] | None:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError:
         return None
-
-
-def read_toml(path: Path, shown: str) -> dict[str, Any]:
-    """Read a TOML file, turning syntax errors into a :class:`ConfigError` naming ``shown``."""
-    return _read_toml(path, shown)
 
 
 # --------------------------------------------------------------------------- validation

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
@@ -117,7 +117,3 @@ class ProgressView:
                 t.add_row(icon, a.service, a.region, a.kind.value, phase,
                           Text(elapsed, style="dim"))
         return t
-
-
-def plain_console(stream: TextIO) -> Console:
-    return Console(file=stream, no_color=True, highlight=False, soft_wrap=True, width=200)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -253,7 +253,7 @@ def _link(config: ProjectConfig,
                                   hint=f"workspaces are: {', '.join(sorted(by_name))}")
         deps = set(ws.depends_on) | {aliases[d] for d in inferred if d in aliases}
         deps.discard(ws.name)
-        linked[ws.name] = _replace_deps(ws, tuple(sorted(deps)))
+        linked[ws.name] = replace(ws, depends_on=tuple(sorted(deps)))
 
     graph = WorkspaceGraph(frozen_mapping(dict(sorted(linked.items()))))
     cycle = find_cycle({n: w.depends_on for n, w in graph.workspaces.items()})
@@ -264,11 +264,6 @@ def _link(config: ProjectConfig,
                           key="service.depends_on" if first.is_service else "package.depends_on",
                           hint="remove one of these dependencies")
     return graph
-
-
-def _replace_deps(ws: Workspace, deps: tuple[str, ...]) -> Workspace:
-    from dataclasses import replace
-    return replace(ws, depends_on=deps)
 
 
 def find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
