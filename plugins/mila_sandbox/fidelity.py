@@ -13,6 +13,7 @@ import threading
 
 #: the fixes, in the order they are installed
 FIXES: tuple[str, ...] = (
+    "server_errors",
     "ddb_transactions",
     "s3_secure_transport",
     "lambda_invoke",

@@ -245,3 +245,25 @@ def test_language_extensions_and_includes(plain: SandboxHandle, sandbox: Sandbox
     processed = sandbox.client("cloudformation").get_template(StackName="extended",
                                                               TemplateStage="Processed")
     assert "Fn::ForEach::Queues" not in json.dumps(processed["TemplateBody"])
+
+
+def test_a_failure_inside_the_sandbox_is_one_readable_error(
+        sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox runs in this process: make a handler fail as moto's gaps fail."""
+    from botocore.exceptions import ClientError
+    from moto.cloudformation.responses import CloudFormationResponse
+
+    def broken(self: Any) -> Any:
+        logical_id, resource_json = "Table", {"Type": "AWS::DynamoDB::Table"}  # noqa: F841
+        raise KeyError("KeySchema")
+
+    monkeypatch.setattr(CloudFormationResponse, "describe_stacks", broken)
+    with pytest.raises(ClientError) as caught:
+        sandbox.client("cloudformation").describe_stacks(StackName="orders")
+    error = caught.value.response["Error"]
+    assert error["Code"] == "InternalFailure"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert error["Message"].startswith("sandbox: cloudformation DescribeStacks failed for stack "
+                                       "orders, resource Table (AWS::DynamoDB::Table): "
+                                       "KeyError: 'KeySchema'")
+    assert "\n" not in error["Message"]
