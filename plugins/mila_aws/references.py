@@ -83,9 +83,8 @@ class SsmParameters:
         meta = (described.get("Parameters") or [{}])[0]
         if meta.get("Description"):
             args["Description"] = meta["Description"]
-        if found["Type"] == "SecureString" and meta.get("KeyId") \
-                and not str(meta["KeyId"]).startswith("alias/aws/"):
-            args["KeyId"] = meta["KeyId"]  # a customer key; AWS's own is per region anyway
+        # a SecureString is encrypted with the target region's default key: a KMS key
+        # belongs to one region (re-encrypt with your own key there if you need one)
         _client("ssm", target_region).put_parameter(**args)
         return True
 
