@@ -23,12 +23,13 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from mila.build import workspace_packages
 from mila.environments import operator
 from mila.errors import DeployError, MilaError, PlanStale
 from mila.logs import get_logger
@@ -312,7 +313,16 @@ def execute(project: Project, prepared: Prepared, options: RunOptions,
         bound = log.bind(env=action.environment, service=action.service, region=action.region)
         reporter.started(key)
         ws = graph.workspaces.get(action.service)
-        with path.open("w", encoding="utf-8") as logfile, hold_lock(
+        with path.open("w", encoding="utf-8") as logfile:
+            if ws is not None and action.kind is not ActionKind.DESTROY:
+                _build_before_lock(project, ws, logfile, functools.partial(reporter.phase, key),
+                                   cancel_event)
+            return locked(action, cancel_event, logfile, ws, bound)
+
+    def locked(action: Action, cancel_event: threading.Event, logfile: Any, ws: Workspace | None,
+               bound: Any) -> DeployResult:
+        key = action.key
+        with hold_lock(
             state, action.environment, action.service, action.region, owner,
             ttl=options.lock_ttl, timeout=options.lock_timeout,
             on_wait=lambda holder: reporter.waiting_for_lock(key, holder),
@@ -348,7 +358,8 @@ def execute(project: Project, prepared: Prepared, options: RunOptions,
                     variables=values, resolved_variables=frozen_mapping(resolved),
                     report=functools.partial(reporter.phase, key),
                     log=logfile, cancel=cancel_event,
-                    options=frozen_mapping({"disable_rollback": options.disable_rollback}))
+                    options=frozen_mapping({"disable_rollback": options.disable_rollback}),
+                    packages=frozen_mapping(workspace_packages(project, ws) if ws else {}))
                 if action.kind is ActionKind.DESTROY:
                     result = deployer.destroy(action, context)
                 else:
@@ -415,6 +426,22 @@ def execute(project: Project, prepared: Prepared, options: RunOptions,
                   tuple(d for d in plan.edges.get(key, ()) if d in actions))
              for key, a in actions.items()]
     return run_tasks(tasks, options.concurrency, cancel=cancel, on_finish=finished)
+
+
+def _build_before_lock(project: Project, ws: Workspace, logfile: Any,
+                       report: Callable[[str, str], None], cancel: threading.Event) -> None:
+    """The build phase of one action: before the lock, so a failure writes no state."""
+    from mila.build import build_service
+
+    try:
+        build_service(project, ws, report=report, log=logfile, cancel=cancel)
+    except BaseException as exc:
+        message = str(exc) if isinstance(exc, MilaError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, DeployError) and exc.details:
+            logfile.write(exc.details.rstrip() + "\n")
+        logfile.write(f"# build failed: {message}\n")
+        logfile.flush()
+        raise
 
 
 def tail(path: Path, lines: int = 15) -> list[str]:

@@ -194,6 +194,9 @@ class DeployContext:
     #: :class:`mila.variables.ResolvedVariable` saying where it comes from and which references
     #: it holds, so a deployer can hand the cloud a reference instead of a value
     resolved_variables: Mapping[str, Any] = field(default_factory=frozen_mapping)
+    #: every workspace *package* the service depends on (transitively): name -> its folder,
+    #: relative to ``root``; a deployer that builds bundles them from this local source
+    packages: Mapping[str, str] = field(default_factory=frozen_mapping)
 
 
 @runtime_checkable
@@ -213,6 +216,38 @@ class Deployer(Protocol):
 
     def deploy(self, action: Action, context: DeployContext) -> DeployResult: ...
     def destroy(self, action: Action, context: DeployContext) -> DeployResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BuildContext:
+    """Everything a deployer's optional ``build`` gets besides the workspace.
+
+    ``cache`` is the folder (``.mila/cache/build``) where builds are kept, keyed by their
+    inputs; ``mila cache clear`` empties it. ``packages`` and the callbacks are as in
+    :class:`DeployContext`.
+    """
+
+    root: Path
+    cache: Path
+    packages: Mapping[str, str] = field(default_factory=frozen_mapping)
+    report: Callable[[str, str], None] = lambda phase, message: None
+    log: TextIO | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+@runtime_checkable
+class Builder(Protocol):
+    """What a :class:`Deployer` may also offer: a build phase (``sam build``'s work).
+
+    ``build(workspace, context)`` builds everything the service's deploy will package — its
+    dependencies installed, its workspace packages bundled — and keeps the result in
+    ``context.cache``, so that ``deploy`` finds it there. The core runs it for every changing
+    action before any lock is taken or state written (a failure fails that action and skips
+    its dependents), and alone with ``mila build``. Raise :class:`DeployError` on failure;
+    report progress through ``context.report``; never print.
+    """
+
+    def build(self, workspace: Workspace, context: BuildContext) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,6 +64,8 @@ def with_suggestions(exc: MilaError, obj: CliContext | None) -> MilaError:
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "affected": ("mila.cli.checksums_cmd",),
     "apply": ("mila.cli.deploy_cmd",),
+    "build": ("mila.cli.build_cmd",),
+    "cache": ("mila.cli.build_cmd",),
     "checksums": ("mila.cli.checksums_cmd",),
     "completion": ("mila.cli.completion_cmd",),
     "deploy": ("mila.cli.deploy_cmd",),

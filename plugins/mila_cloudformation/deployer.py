@@ -28,8 +28,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -37,7 +38,7 @@ from mila.config import ProjectConfig
 from mila.errors import ConfigError, DeployError, MilaError
 from mila.model import Action, DeployResult, Workspace
 from mila.parameters import resolve_parameters
-from mila.protocols import DeployContext
+from mila.protocols import BuildContext, DeployContext
 
 from .packaging import ArtifactStore, needs_packaging, package_template
 from .plugin import VERSION
@@ -393,6 +394,32 @@ class StackDeployer:
                     account=account, owned=not configured)
             return self._stores[key]
 
+    # -- build
+
+    def build(self, workspace: Workspace, context: BuildContext) -> None:
+        """Build the template's functions and layers (see :mod:`.build`) into the cache."""
+        path = find_template(context.root / workspace.path, workspace.template)
+        if path is None:  # a front-end synthesizes it at deploy time, and builds it then
+            return
+        template = load_template(path, context.root)
+
+        def log(line: str) -> None:
+            if context.log is not None:
+                context.log.write(line + "\n")
+                context.log.flush()
+
+        context.report("building", "")
+        self.built(template, context.root, context.packages, context.cache, log)
+
+    def built(self, template: Template, root: Path, packages: Mapping[str, str], cache: Path,
+              log: Callable[[str], None]) -> Template:
+        """``template`` with its built functions pointing at their build artifacts."""
+        from .build import BuildCache, built_template
+
+        body = built_template(template.body, template.path.parent, root, packages,
+                              BuildCache(cache), log)
+        return template if body is None else replace(template, body=body)
+
     # -- deploy
 
     def deploy(self, action: Action, context: DeployContext) -> DeployResult:
@@ -406,6 +433,9 @@ class StackDeployer:
         run = _Run(self, action, context, name)
         run.log(f"{self.name}: stack {name} in {context.region} from {template.shown}")
         try:
+            cache = (self.config.mila_dir if self.config is not None
+                     else context.root / ".mila") / "cache" / "build"
+            template = self.built(template, context.root, context.packages, cache, run.log)
             delivery = deliver_variables(template, context)  # env files -> Lambda functions
             for warning in delivery.warnings:
                 run.log(f"warning: {warning}")
