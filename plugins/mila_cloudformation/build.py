@@ -45,6 +45,7 @@ from typing import Any
 from mila.errors import DeployError
 
 from .packaging import _entries, _get
+from .plugin import builder_version
 
 #: Bumped when a build's layout changes: every cached build is rebuilt, once.
 BUILD_FORMAT = "1"
@@ -139,16 +140,6 @@ def _layer_target(name: str, props: Mapping[str, Any], folder: Path, method: str
 
 
 # ----------------------------------------------------------------------------- cache keys
-
-
-def builder_version() -> str:
-    """``aws-lambda-builders``'s version, or ``none`` when it is not installed."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("aws-lambda-builders")
-    except PackageNotFoundError:
-        return "none"
 
 
 def _listing(folder: Path) -> dict[str, str]:

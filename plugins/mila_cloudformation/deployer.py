@@ -41,7 +41,7 @@ from mila.parameters import resolve_parameters
 from mila.protocols import BuildContext, DeployContext
 
 from .packaging import ArtifactStore, needs_packaging, package_template
-from .plugin import VERSION
+from .plugin import deployer_version
 from .templates import Template, dump_template, find_template, load_template
 from .variables import deliver_variables
 
@@ -340,13 +340,13 @@ class StackDeployer:
     :func:`mila_aws.session.verify_target`) and returns the identity.
     """
 
-    version = VERSION
 
     def __init__(self, name: str, config: ProjectConfig | None, *,
                  poll_initial: float = 0.05, poll_max: float = 5.0, poll_factor: float = 1.5,
                  client: Callable[[str, str], Any] | None = None,
                  verify: Callable[[str], Any] | None = None) -> None:
         self.name = name
+        self.version = deployer_version()
         self.config = config
         self.poll_initial = poll_initial
         self.poll_max = poll_max

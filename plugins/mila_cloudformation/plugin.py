@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 #: goes into every service's checksum: a new version redeploys (kept here, not in deployer.py,
 #: so that registering the plugin imports neither the deployer, boto3 nor PyYAML)
-VERSION = "1"
+VERSION = "2"  # 2: functions are built (dependencies, workspace packages)
 CONFIG_KEYS = frozenset({"capabilities", "tags", "termination_protection"})
 TEMPLATE_NAMES = ("template.yaml", "template.yml", "template.json")
 SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
@@ -80,12 +80,34 @@ def packaged_files(ws: Workspace, root: Path) -> list[Path]:
     return packaged_files(ws, root)
 
 
+def builder_version() -> str:
+    """aws-lambda-builders' version, read from its source without importing it (start-up
+    stays fast), or ``none`` when it is not installed."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("aws_lambda_builders")
+    if spec is None or spec.origin is None:
+        return "none"
+    try:
+        found = re.search(r'__version__\s*=\s*["\']([^"\']+)', Path(spec.origin).read_text())
+    except OSError:
+        return "none"
+    return found.group(1) if found else "unknown"
+
+
+def deployer_version() -> str:
+    """The deployers' version: the builder's is part of it, so a new builder redeploys."""
+    return f"{VERSION}+aws-lambda-builders-{builder_version()}"
+
+
 @hookimpl
 def mila_deployers() -> list[DeployerType]:
+    version = deployer_version()
     return [
-        DeployerType("sam", create_sam, version=VERSION, detect=detect_sam, priority=10,
+        DeployerType("sam", create_sam, version=version, detect=detect_sam, priority=10,
                      config_keys=CONFIG_KEYS, inputs=packaged_files, iam_statements=iam_statements),
-        DeployerType("cloudformation", create_cloudformation, version=VERSION,
+        DeployerType("cloudformation", create_cloudformation, version=version,
                      detect=detect_cloudformation, priority=20, config_keys=CONFIG_KEYS,
                      inputs=packaged_files, iam_statements=iam_statements),
     ]

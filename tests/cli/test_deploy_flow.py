@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from mila_fake_deployer import calls, stack_file
+from mila_fake_deployer import builds, calls, stack_file
 
 REGIONS = ("eu-west-1", "us-east-1")
 
@@ -127,6 +127,39 @@ def test_failure_skips_dependents_and_independent_services_carry_on(shop, run_mi
     assert state[("web", "eu-west-1")] == "no_changes"
     assert state[("api", "eu-west-1")] == "first_deploy"
     assert not any(c["service"] == "api" for c in calls(shop.root))
+
+
+def test_a_failing_build_writes_nothing_and_skips_dependents(shop, run_mila) -> None:
+    shop.write("infra/shared/BUILD_FAIL", "x")
+    r = deploy(run_mila)
+    assert r.exit_code == 1
+    assert "shared failed to build" in r.output and "skipped" in r.output
+    assert "fake build log line" in (shop.root / ".mila/logs/dev/shared.eu-west-1.log").read_text()
+    described = json.loads(run_mila("envs", "describe", "dev", "--json").stdout)
+    # nothing written for the failed build: no record, no history row, no lock left
+    assert not any(x["service"] == "shared" for x in described["records"])
+    history = json.loads(run_mila("history", "-e", "dev", "--json").stdout)
+    assert not any(h["service"] in ("shared", "api") for h in history)
+    assert run_mila("locks", "-e", "dev").exit_code == 0
+    assert not any(c["service"] in ("shared", "api") for c in calls(shop.root))
+    assert {b["service"] for b in builds(shop.root)} == {"web"}  # api was never built
+    (shop.root / "infra/shared/BUILD_FAIL").unlink()
+    assert deploy(run_mila).exit_code == 0
+    # the build receives the workspace packages from the graph
+    assert {"service": "api", "packages": {"core": "packages/core"}} in builds(shop.root)
+
+
+def test_mila_build_builds_alone_and_fails_with_exit_1(shop, run_mila) -> None:
+    r = run_mila("build", "-s", "api,web")
+    assert r.exit_code == 0, r.output
+    assert "api: built" in r.output and "web: built" in r.output
+    assert {b["service"] for b in builds(shop.root)} == {"api", "web"}
+    assert calls(shop.root) == []  # nothing deployed
+    shop.write("services/web/BUILD_FAIL", "x")
+    r = run_mila("build")
+    assert r.exit_code == 1
+    assert "web: failed: web failed to build" in r.output
+    assert run_mila("build", "-s", "nope").exit_code == 2
 
 
 def test_services_filter_force_and_detailed_exitcode(shop, run_mila) -> None:

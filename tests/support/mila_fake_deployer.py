@@ -2,7 +2,9 @@
 
 Registered through ``MILA_PLUGINS=mila_fake_deployer`` (``tests/support`` is on sys.path), the
 way a user adds a local plugin module. Service keys: ``fail = true`` (or a file ``FAIL`` in the
-workspace) makes deploys fail; ``sleep = seconds`` slows them. Every call is appended to
+workspace) makes deploys fail; ``sleep = seconds`` slows them. It has a build phase: a file
+``BUILD_FAIL`` in the workspace makes the build fail; each build is appended to
+``.fake-cloud/builds.jsonl``. Every call is appended to
 ``.fake-cloud/calls.jsonl`` with start/end times, so tests can check order and concurrency.
 """
 
@@ -15,8 +17,8 @@ from pathlib import Path
 
 from mila import hookimpl
 from mila.errors import DeployError
-from mila.model import Action, DeployResult
-from mila.protocols import DeployContext, DeployerType
+from mila.model import Action, DeployResult, Workspace
+from mila.protocols import BuildContext, DeployContext, DeployerType
 
 _lock = threading.Lock()
 
@@ -27,6 +29,11 @@ def cloud(root: Path) -> Path:
 
 def stack_file(root: Path, region: str, stack: str) -> Path:
     return cloud(root) / region / f"{stack}.json"
+
+
+def builds(root: Path) -> list[dict]:
+    path = cloud(root) / "builds.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def calls(root: Path) -> list[dict]:
@@ -44,6 +51,16 @@ class FakeDeployer:
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a") as f:
                 f.write(json.dumps(entry) + "\n")
+
+    def build(self, workspace: Workspace, context: BuildContext) -> None:
+        if (context.root / workspace.path / "BUILD_FAIL").exists():
+            raise DeployError(f"{workspace.name} failed to build", details="fake build log line")
+        with _lock:
+            path = cloud(context.root) / "builds.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as f:
+                f.write(json.dumps({"service": workspace.name,
+                                    "packages": dict(context.packages)}) + "\n")
 
     def deploy(self, action: Action, context: DeployContext) -> DeployResult:
         ws = context.workspace
