@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from mila.errors import DeployError
 from mila.protocols import DeployContext
 from mila.variables import ResolvedReference, ResolvedVariable
 
@@ -28,6 +29,13 @@ from .templates import Template, dump_template
 
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 PARAMETER_PREFIX = "MilaVariable"
+#: Set by the Lambda runtime: a function configuration that sets one is refused by Lambda.
+LAMBDA_RESERVED = frozenset({
+    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "TZ"})
 
 
 @dataclass
@@ -67,6 +75,11 @@ def deliver_variables(template: Template, context: DeployContext) -> Delivery:
                  if isinstance(r, dict) and r.get("Type") in FUNCTION_TYPES]
     if not variables or not functions:
         return Delivery(template)
+    reserved = sorted(set(variables) & LAMBDA_RESERVED)
+    if reserved:  # before any call to AWS: Lambda would refuse the function
+        where = ", ".join(f"{n} ({variables[n].source})" for n in reserved)
+        raise DeployError(f"{template.shown}: Lambda reserves {where} for its runtime",
+                          hint="rename the variable in the environment file")
     body = copy.deepcopy(template.body)
     delivery = Delivery(template)
     values: dict[str, Any] = {}

@@ -299,3 +299,13 @@ def test_create_replicate_refuses_a_reference_missing_in_the_source(shop, run_mi
             in r.output)
     described = json.loads(run_mila("envs", "describe", "qa", "--json").stdout)
     assert described["regions"] == ["eu-west-1"]  # nothing written
+
+
+def test_remove_only_warns_about_a_missing_reference(shop, run_mila) -> None:
+    deployed(run_mila)
+    (shop.root / ".fake-refs.json").write_text("{}")  # the secret is gone everywhere
+    assert run_mila("deploy", "-e", "dev", "--json").exit_code == 2  # a deploy is refused
+    r = run_mila("remove", "-e", "dev", "-s", "api", "--no-prompt")
+    assert r.exit_code == 0, r.output
+    assert "variable left out" in r.output and "API_KEY" in r.output
+    assert {c["service"] for c in calls(shop.root) if c["op"] == "destroy"} == {"api"}

@@ -458,3 +458,48 @@ def test_settings_defaults() -> None:
     assert settings.capabilities == ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM",
                                      "CAPABILITY_AUTO_EXPAND")
     assert settings.termination_protection is None
+
+
+# ----------------------------------------------------------------------------- variables
+
+
+def _variables_context(values: dict[str, str]) -> Any:
+    from mila.variables import ResolvedVariable, VariableValues
+
+    resolved = {k: ResolvedVariable(k, "envs/.env", i + 1, v, (v,))
+                for i, (k, v) in enumerate(values.items())}
+    return DeployContext(
+        project="shop", environment=Environment("dev", ("eu-west-1",)), region="eu-west-1",
+        workspace=None, root=Path("."), resolved_variables=resolved,
+        variables=VariableValues(resolved, environment="dev", region="eu-west-1", outputs={},
+                                 fetch=lambda ref: ""))
+
+
+def test_variables_go_to_every_function_and_the_template_wins() -> None:
+    from mila_cloudformation.templates import Template
+    from mila_cloudformation.variables import deliver_variables
+
+    body = {"Resources": {
+        "A": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Environment": {"Variables": {"OWN": "template"}}}},
+        "B": {"Type": "AWS::Serverless::Function", "Properties": {}},
+        "T": {"Type": "AWS::SNS::Topic"}}}
+    template = Template(Path("t.yaml"), "t.yaml", "", body)
+    delivery = deliver_variables(template, _variables_context({"OWN": "file", "X": "1"}))
+    resources = delivery.template.body["Resources"]
+    assert resources["A"]["Properties"]["Environment"]["Variables"] == {"OWN": "template", "X": "1"}
+    assert resources["B"]["Properties"]["Environment"]["Variables"] == {"OWN": "file", "X": "1"}
+    assert "Properties" not in resources["T"]
+    assert delivery.warnings == ["A: OWN is set by the template (A); its value wins over "
+                                 "envs/.env:1"]
+    assert body["Resources"]["B"]["Properties"] == {}  # the parsed template is not modified
+
+
+def test_a_reserved_lambda_name_is_refused_before_any_call() -> None:
+    from mila_cloudformation.templates import Template
+    from mila_cloudformation.variables import deliver_variables
+
+    body = {"Resources": {"A": {"Type": "AWS::Lambda::Function", "Properties": {}}}}
+    with pytest.raises(DeployError, match=r"Lambda reserves TZ \(envs/.env:2\)"):
+        deliver_variables(Template(Path("t.yaml"), "t.yaml", "", body),
+                          _variables_context({"OK": "1", "TZ": "Europe/Paris"}))
