@@ -371,7 +371,7 @@ def execute(project: Project, prepared: Prepared, options: RunOptions,
                     logfile.write(exc.details.rstrip() + "\n")
                 logfile.write(f"# failed after {duration:.1f}s: {message}\n")
                 logfile.flush()
-                bound.warning("action failed", error=message)
+                bound.warning("action failed", error=message, shown_by_cli=True)
                 if not handle.lost:
                     state.put_record(replace(marker, status=Status.FAILED, message=message[:1000],
                                              deployed_by=by), handle.lock)

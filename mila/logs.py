@@ -29,6 +29,21 @@ def configure_logging(verbose: int = 0, log_format: str = "console") -> None:
         _ensure_configured()
 
 
+def _drop_shown(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Console logs skip events the CLI already shows people (``shown_by_cli=True``, such as
+    a failed action, printed once in the summary); JSON logs keep them for machines."""
+    import structlog
+
+    if event.pop("shown_by_cli", False):
+        raise structlog.DropEvent
+    return event
+
+
+def _strip_shown(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    event.pop("shown_by_cli", None)
+    return event
+
+
 def _ensure_configured() -> Any:
     global _configured
     import structlog
@@ -43,6 +58,7 @@ def _ensure_configured() -> Any:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
         ]
+        processors.append(_drop_shown if log_format == "console" else _strip_shown)
         if log_format == "json":
             processors += [structlog.processors.format_exc_info,
                            structlog.processors.JSONRenderer()]

@@ -79,7 +79,9 @@ class ProgressView:
             row = self.rows[key]
             row["status"], row["end"], row["message"] = status, time.monotonic(), message
             row["phase"] = status.value
-        self._line(key, f"{status.value}{' — ' + message if message else ''}")
+        # a failure's message is printed once, in the summary at the end (stderr)
+        shown = "" if status is Status.FAILED else message
+        self._line(key, f"{status.value}{' — ' + shown if shown else ''}")
 
     # ------------------------------------------------------------- rendering
 

@@ -35,9 +35,6 @@ from mila.environments import add_region, destroy_environment, parse_regions, re
 from mila.errors import (
     EXIT_CHANGES,
     EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_LOCKED,
-    LockHeld,
     MilaError,
 )
 from mila.model import ActionKind, Status
@@ -48,6 +45,7 @@ from mila.orchestrator import (
     default_concurrency,
 )
 from mila.progress import ProgressView
+from mila.results import result_document, run_status
 from mila.scope import restrict_plan_file, select_regions
 
 KIND_STYLE = {
@@ -124,27 +122,34 @@ def confirm(prepared: Prepared, no_prompt: bool) -> bool:
                              "--only-prompt to print the plan only")
     destroys = prepared.plan.count(ActionKind.DESTROY)
     question = "Apply this plan?" + (f" It DESTROYS {destroys} stack(s)." if destroys else "")
-    return click.confirm(question, default=not destroys)
+    return click.confirm(question, default=not destroys, err=True)
 
 
 def run_plan(obj: CliContext, prepared: Prepared, concurrency: int | None, lock_timeout: int,
-             disable_rollback: bool, human: Console) -> None:
-    """Execute, render progress and summary, and exit with the right code."""
+             disable_rollback: bool, human: Console, result_of: str | None = None) -> None:
+    """Execute, render progress and summary, print the result document (``--json``: the
+    command's name in ``result_of``), and exit with the right code."""
     report = execute_with_progress(obj, prepared, concurrency, lock_timeout, disable_rollback,
                                    human)
+    if result_of is not None:
+        print_result(obj, result_of, prepared, report)
     if report is not None:
         exit_for(report)
 
 
+def print_result(obj: CliContext, command: str, prepared: Prepared,
+                 report: RunReport | None) -> None:
+    project = obj.project()
+    doc = result_document(command, prepared, report, plan_to_json(prepared),
+                          lambda a: log_path(project, a))
+    click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+
+
 def exit_for(report: RunReport) -> None:
     """Exit 130 when interrupted, 3 when only lock waits timed out, 1 on any failure."""
-    if report.cancelled:
-        raise SystemExit(EXIT_INTERRUPTED)
-    failed = report.by_status(Status.FAILED)
-    if failed:
-        if all(isinstance(o.error, LockHeld) for o in failed):
-            raise SystemExit(EXIT_LOCKED)
-        raise SystemExit(EXIT_FAILED)
+    code = run_status(report)[1]
+    if code:
+        raise SystemExit(code)
 
 
 def execute_with_progress(obj: CliContext, prepared: Prepared, concurrency: int | None,
@@ -177,15 +182,24 @@ def execute_with_progress(obj: CliContext, prepared: Prepared, concurrency: int 
             failed.append((a, o))
     human.print(table)
     human.print(f"total {report.wall_seconds:.1f}s", markup=False)
+    errors = ui.make_console(stderr=True)  # each failure once, on stderr, at the end
     for a, o in failed:
         path = log_path(project, a)
-        human.print(f"\n{a.service} in {a.region} failed: {o.error}", markup=False)
+        errors.print(f"\n{a.service} in {a.region} failed: {o.error}", markup=False)
         for line in tail(path):
-            human.print(f"  | {line}", markup=False)
-        human.print(f"  full log: {path}", markup=False)
+            errors.print(f"  | {line}", markup=False)
+        errors.print(f"  full log: {path}", markup=False)
     if report.cancelled:
         human.print("interrupted: running actions were stopped, locks released", markup=False)
     return report
+
+
+def json_result_option(f: Any) -> Any:
+    return click.option(
+        "--json", "as_json", is_flag=True,
+        help="Print one JSON result document on stdout when done: every action's status, "
+             "duration, outputs, error and log, and the plan (see docs/json-output.md); with "
+             "--only-prompt, the plan only. Tables and progress go to stderr.")(f)
 
 
 def deploy_options(f: Any) -> Any:
@@ -207,12 +221,10 @@ def deploy_options(f: Any) -> Any:
 @click.option("--only-prompt", "--on-prompt", "only_prompt", is_flag=True,
               help="Print the plan and exit (--on-prompt is accepted too).")
 @click.option("--detailed-exitcode", is_flag=True,
-              help="With --only-prompt/--json: exit 0 when nothing would change, 4 when "
-                   "something would.")
+              help="With --only-prompt: exit 0 when nothing would change, 4 when something "
+                   "would.")
 @click.option("--force", is_flag=True, help="Redeploy services whose checksum is unchanged.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the plan as JSON on stdout; deploys only with --no-prompt (progress "
-                   "then goes to stderr).")
+@json_result_option
 @click.option("--plan-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Save the plan to FILE for `mila apply FILE`, and exit.")
 @click.option("--disable-rollback", is_flag=True,
@@ -227,7 +239,7 @@ def deploy_command(obj: CliContext, environment: str, services: str | None, regi
     prepared = prepare(project, environment, only=parse_services(services), force=force,
                        regions=select_regions(project.state.get_environment(environment), regions))
     human = ui.make_console(stderr=as_json)
-    if as_json:
+    if as_json and only_prompt:
         click.echo(json.dumps(plan_to_json(prepared), indent=2))
     else:
         render_header(human, obj, prepared)
@@ -237,19 +249,15 @@ def deploy_command(obj: CliContext, environment: str, services: str | None, regi
         human.print(f"plan saved to {plan_out}; apply it with `mila apply {plan_out}`",
                     markup=False)
         return
-    if only_prompt or (as_json and not no_prompt):
+    if only_prompt:
         if detailed_exitcode and prepared.plan.has_changes:
             raise SystemExit(EXIT_CHANGES)
         return
-    if not prepared.plan.has_changes:
-        human.print("nothing to do", markup=False)
-        return
-    if as_json:
-        render_header(human, obj, prepared)
-    if not confirm(prepared, no_prompt):
+    if prepared.plan.has_changes and not confirm(prepared, no_prompt):
         human.print("cancelled; nothing was deployed", markup=False)
         raise SystemExit(EXIT_FAILED)
-    run_plan(obj, prepared, concurrency, lock_timeout, disable_rollback, human)
+    run_plan(obj, prepared, concurrency, lock_timeout, disable_rollback, human,
+             "deploy" if as_json else None)
 
 
 @cli.command("apply")
@@ -257,10 +265,11 @@ def deploy_command(obj: CliContext, environment: str, services: str | None, regi
 @regions_option("Apply only the plan's actions in these regions (comma-separated).")
 @deploy_options
 @click.option("--disable-rollback", is_flag=True, help="Keep a failed stack as it is.")
+@json_result_option
 @pass_cli
 def apply_command(obj: CliContext, plan_file: Path, regions: str | None,
                   concurrency: int | None, no_prompt: bool, lock_timeout: int,
-                  disable_rollback: bool) -> None:
+                  disable_rollback: bool, as_json: bool) -> None:
     """Apply exactly the plan saved by `mila deploy --plan-out FILE`.
 
     Refuses (exit 2) if the code or the state changed since the plan was made."""
@@ -270,13 +279,14 @@ def apply_command(obj: CliContext, plan_file: Path, regions: str | None,
         env = project.state.get_environment(saved["environment"])
         saved = restrict_plan_file(saved, select_regions(env, regions) or ())
     prepared = check_saved_plan(project, saved)
-    human = ui.make_console()
+    human = ui.make_console(stderr=as_json)
     render_header(human, obj, prepared)
     render_plan(human, prepared)
     if prepared.plan.has_changes and not confirm(prepared, no_prompt):
         human.print("cancelled; nothing was deployed", markup=False)
         raise SystemExit(EXIT_FAILED)
-    run_plan(obj, prepared, concurrency, lock_timeout, disable_rollback, human)
+    run_plan(obj, prepared, concurrency, lock_timeout, disable_rollback, human,
+             "apply" if as_json else None)
 
 
 @cli.command("remove")
@@ -286,30 +296,29 @@ def apply_command(obj: CliContext, plan_file: Path, regions: str | None,
 @deploy_options
 @click.option("--plan-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Save the plan to FILE for `mila apply FILE`, and exit.")
+@json_result_option
 @pass_cli
 def remove_command(obj: CliContext, environment: str, services: str | None, regions: str | None,
                    concurrency: int | None, no_prompt: bool, lock_timeout: int,
-                   plan_out: Path | None) -> None:
+                   plan_out: Path | None, as_json: bool) -> None:
     """Destroy deployed services of ENV (all, or -s a,b), in every region (or --region).
     Alias: destroy."""
     project = obj.project()
     prepared = prepare_removal(project, environment, only=parse_services(services),
                                regions=select_regions(project.state.get_environment(environment),
                                                       regions))
-    human = ui.make_console()
+    human = ui.make_console(stderr=as_json)
     render_header(human, obj, prepared)
     render_plan(human, prepared)
     if plan_out is not None:
         plan_out.write_text(json.dumps(plan_to_json(prepared), indent=2) + "\n")
         human.print(f"plan saved to {plan_out}", markup=False)
         return
-    if not prepared.plan.has_changes:
-        human.print("nothing to do", markup=False)
-        return
-    if not confirm(prepared, no_prompt):
+    if prepared.plan.has_changes and not confirm(prepared, no_prompt):
         human.print("cancelled; nothing was destroyed", markup=False)
         raise SystemExit(EXIT_FAILED)
-    run_plan(obj, prepared, concurrency, lock_timeout, False, human)
+    run_plan(obj, prepared, concurrency, lock_timeout, False, human,
+             "remove" if as_json else None)
 
 
 def _alias(command: click.Command, name: str, of: str) -> click.Command:

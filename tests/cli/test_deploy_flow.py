@@ -37,7 +37,7 @@ def shop(request, project, run_mila, monkeypatch):
 
 
 def plan(run_mila, *args: str) -> dict[tuple[str, str], str]:
-    r = run_mila("deploy", "-e", "dev", "--json", *args)
+    r = run_mila("deploy", "-e", "dev", "--json", "--only-prompt", *args)
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert data["environment"] == "dev"

@@ -24,7 +24,7 @@ def shop(project, run_mila):
 
 
 def plan(run_mila) -> dict[str, str]:
-    r = run_mila("deploy", "-e", "dev", "--json", env=ENV)
+    r = run_mila("deploy", "-e", "dev", "--json", "--only-prompt", env=ENV)
     assert r.exit_code == 0, r.output
     return {a["service"]: a["action"] for a in json.loads(r.stdout)["actions"]}
 

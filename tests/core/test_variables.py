@@ -114,7 +114,7 @@ def shop(project, run_mila, monkeypatch):
 
 
 def plan(run_mila, env: str = "dev") -> dict[tuple[str, str], str]:
-    r = run_mila("deploy", "-e", env, "--json")
+    r = run_mila("deploy", "-e", env, "--json", "--only-prompt")
     assert r.exit_code == 0, r.output
     return {(a["service"], a["region"]): a["action"] for a in json.loads(r.stdout)["actions"]}
 
@@ -176,7 +176,7 @@ def test_absent_differs_from_empty_and_the_shell_changes_nothing(shop, run_mila,
 
 def test_shell_variables_named_explicitly_are_inputs(shop, run_mila, monkeypatch) -> None:
     shop.write("services/web/envs/.env", "BUILD=${env:BUILD_ID}\n")
-    r = run_mila("deploy", "-e", "dev", "--json")
+    r = run_mila("deploy", "-e", "dev", "--json", "--only-prompt")
     assert r.exit_code == 2
     assert "services/web/envs/.env:1: BUILD" in r.output and "BUILD_ID" in r.output
     monkeypatch.setenv("BUILD_ID", "41")
@@ -213,7 +213,7 @@ def test_a_missing_reference_refuses_the_plan_before_any_write(shop, run_mila) -
 ])
 def test_bad_placeholders_refuse_the_plan(shop, run_mila, line: str, message: str) -> None:
     shop.write("services/api/envs/.env.prod", line + "\n")
-    r = run_mila("deploy", "-e", "prod", "--json")
+    r = run_mila("deploy", "-e", "prod", "--json", "--only-prompt")
     assert r.exit_code == 2
     assert "services/api/envs/.env.prod:1: X" in r.output and message in r.output
 
@@ -224,7 +224,7 @@ def test_the_manifest_keeps_digests_never_values(shop, run_mila) -> None:
     found = [p for p in (shop.root / ".mila").rglob("*") if p.is_file()
              and secret.encode() in p.read_bytes()]
     assert found == []
-    r = run_mila("deploy", "-e", "dev", "--json", "--force")
+    r = run_mila("deploy", "-e", "dev", "--json", "--only-prompt", "--force")
     assert secret not in r.output
 
 
@@ -234,7 +234,7 @@ def test_parameters_read_variables_then_the_shell(shop, run_mila, monkeypatch) -
     shop.write("services/web/mila.toml", '[service]\ndeployer = "fake"\n'
                'parameters = { Table = "${env:TABLE}", Build = "${env:BUILD_NO}" }\n')
     shop.write("services/web/envs/.env", "TABLE=web-${env}\n")
-    r = run_mila("deploy", "-e", "dev", "--json")
+    r = run_mila("deploy", "-e", "dev", "--json", "--only-prompt")
     assert r.exit_code == 2
     assert "services/web/mila.toml" in r.output and "BUILD_NO" in r.output
     monkeypatch.setenv("BUILD_NO", "7")

@@ -78,7 +78,7 @@ def test_deploy_records_outputs_and_feeds_dependents(shop: Any, run_mila: Any) -
         assert f"dev-{region}" in text  # the recorded outputs are shown
     assert "shop-shared-dev" in text
 
-    r = run_mila("deploy", "-e", "dev", "--json")
+    r = run_mila("deploy", "-e", "dev", "--json", "--only-prompt")
     actions = {a["action"] for a in json.loads(r.stdout)["actions"]}
     assert actions == {"no_changes"}
 

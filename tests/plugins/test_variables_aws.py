@@ -118,7 +118,7 @@ def test_variables_reach_every_function_resolved_in_each_region(app, sandbox, ru
     # a new version of the parameter in one region redeploys its consumers there only
     sandbox.client("ssm", "us-east-1").put_parameter(Name="/app/url", Value="v2.example",
                                                      Type="String", Overwrite=True)
-    r = run_mila("deploy", "-e", "dev", "--json")
+    r = run_mila("deploy", "-e", "dev", "--json", "--only-prompt")
     changed = {(a["service"], a["region"]) for a in json.loads(r.stdout)["actions"]
                if a["action"] != "no_changes"}
     assert changed == {("api", "us-east-1"), ("worker", "us-east-1")}
@@ -170,7 +170,7 @@ def everything_mila_wrote(sandbox: SandboxHandle, root: Path) -> list[tuple[str,
 def test_no_secret_value_in_anything_mila_writes(app, sandbox, run_mila, tmp_path) -> None:
     outputs = []
     plan_file = tmp_path / "plan.json"
-    for args in (("deploy", "-e", "dev", "--json"), ("deploy", "-e", "dev", "--no-prompt"),
+    for args in (("deploy", "-e", "dev", "--json", "--only-prompt"), ("deploy", "-e", "dev", "--no-prompt"),
                  ("deploy", "-e", "dev", "--force", "--plan-out", str(plan_file)),
                  ("apply", str(plan_file), "--no-prompt"),
                  ("envs", "describe", "dev", "--json"), ("history", "-e", "dev", "--json"),

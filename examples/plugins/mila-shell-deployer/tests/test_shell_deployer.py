@@ -75,7 +75,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def plan(project: Path) -> dict[tuple[str, str], str]:
-    doc = json.loads(mila(project, "deploy", "-e", "dev", "--json").stdout)
+    doc = json.loads(mila(project, "deploy", "-e", "dev", "--json", "--only-prompt").stdout)
     return {(a["service"], a["region"]): a["action"] for a in doc["actions"]}
 
 
