@@ -7,6 +7,7 @@ a plan of 1,500 rows under 2 s warm.
 
     python bench/bench_deploy.py                          # 500 x 3, sleep 1 s, c 8: ~3 min/backend
     python bench/bench_deploy.py --services 100 --sleep 0.2 --backend local   # quick
+    python bench/bench_deploy.py --plan-sizes 500,5000      # warm plan time only, per row
 """
 
 from __future__ import annotations
@@ -76,6 +77,33 @@ def run(backend: str, args: argparse.Namespace) -> None:
               f"(state writes, lock, manifest, history)")
 
 
+def plan_scaling(sizes: list[int], regions: int) -> None:
+    """Warm plan time (wall and CPU) of N services x R regions on the local backend, per size:
+    linear growth means a flat cost per row."""
+    from mila.deploy import prepare
+    from mila.project import load_project
+
+    print(f"plan, local backend, {regions} regions, warm (second prepare on a fresh load), "
+          f"median of 3")
+    print(f"{'services':>9} {'rows':>7} {'wall':>8} {'cpu':>8} {'cpu µs/row':>11}")
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp) / "repo"
+            make_project(root, n, "local")
+            project = load_project(root)
+            project.state.init()
+            project.state.create_environment("bench", REGIONS[:regions], "bench")
+            prepare(project, "bench")  # cold: fills the digest cache
+            runs = []
+            for _ in range(3):
+                w0, c0 = time.perf_counter(), time.process_time()
+                prepared = prepare(load_project(root), "bench")
+                runs.append((time.perf_counter() - w0, time.process_time() - c0))
+            wall, cpu = sorted(runs)[1]
+            rows = len(prepared.plan.actions)
+            print(f"{n:>9} {rows:>7} {wall:>7.2f}s {cpu:>7.2f}s {cpu / rows * 1e6:>11.0f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--services", type=int, default=500)
@@ -83,8 +111,13 @@ def main() -> None:
     p.add_argument("--sleep", type=float, default=1.0)
     p.add_argument("-c", type=int, default=8)
     p.add_argument("--backend", choices=["local", "sandbox", "both"], default="both")
+    p.add_argument("--plan-sizes", metavar="N,N", help="only time warm plans at these service "
+                   "counts (e.g. 500,5000: issue 18's linear-growth target)")
     args = p.parse_args()
     os.environ["MILA_PLUGINS"] = "mila_bench_deployer"
+    if args.plan_sizes:
+        plan_scaling([int(n) for n in args.plan_sizes.split(",")], args.regions)
+        return
     if args.backend in ("local", "both"):
         run("local", args)
     if args.backend in ("sandbox", "both"):
