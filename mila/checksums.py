@@ -25,8 +25,10 @@ canonical (sorted-key, compact) JSON document of named parts:
 
 No absolute path, mtime, host name or dict order reaches the document, so the same tree gives
 the same checksum on every machine and in every folder. :func:`deploy_checksum` folds each
-plugin's ``mila_checksum_inputs`` into the base for one environment and region; with no inputs
-the checksum *is* the base checksum, so ``mila checksums`` prints what deploys record. Input
+plugin's ``mila_checksum_inputs`` and the service's environment variables (by digest, see
+:mod:`mila.variables`; its ``envs/.env*`` files are left out of ``files``) into the base for one
+environment and region; with neither the checksum *is* the base checksum, so ``mila
+checksums`` prints what deploys record. Input
 values are hashed, never kept. The *manifest* kept with each checksum holds these parts, so
 :func:`explain` can say which files, dependencies, settings or inputs changed.
 

@@ -120,6 +120,8 @@ def prepare(project: Project, environment: str, *, only: Collection[str] | None 
     checksums: dict[ActionKey, str] = {}
     manifests: dict[ActionKey, Mapping[str, Any]] = {}
     resolver = VariableResolver(project)
+    resolver.prefetch([(s, service_regions(s, env)) for s in services if s.name in chosen],
+                      environment)
     variables: dict[ActionKey, Mapping[str, ResolvedVariable]] = {}
     for s in services:
         for region in service_regions(s, env):

@@ -27,7 +27,7 @@ import io
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -118,12 +118,14 @@ def read_env_file(root: Path, shown: str) -> list[Variable]:
     return parse_env_text(text, shown)
 
 
-def load_variables(root: Path, service_path: str, environment: str) -> dict[str, Variable]:
+def load_variables(root: Path, service_path: str, environment: str,
+                   read: Callable[[Path, str], list[Variable]] = read_env_file,
+                   ) -> dict[str, Variable]:
     """The service's variables in ``environment``: the four files merged, last wins (a name
-    keeps the place it first had, so the order is stable)."""
+    keeps the place it first had, so the order is stable). ``read`` reads one file."""
     merged: dict[str, Variable] = {}
     for shown in env_files(service_path, environment):
-        for variable in read_env_file(root, shown):
+        for variable in read(root, shown):
             merged[variable.name] = variable
     return merged
 
@@ -173,6 +175,12 @@ class ResolvedVariable:
     @property
     def references(self) -> tuple[ResolvedReference, ...]:
         return tuple(p for p in self.parts if isinstance(p, ResolvedReference))
+
+    @property
+    def outputs(self) -> tuple[OutputRef, ...]:
+        """The dependency outputs it reads (hashed by name here: their values are known after
+        the dependency's deploy)."""
+        return tuple(p for p in self.parts if isinstance(p, OutputRef))
 
     @property
     def secure(self) -> bool:
@@ -242,6 +250,7 @@ class VariableResolver:
         self.project = project
         self.environ = os.environ if environ is None else environ
         self._files: dict[tuple[str, str], dict[str, Variable]] = {}
+        self._read: dict[str, list[Variable]] = {}
         self._infos: dict[tuple[str, str, str], ReferenceInfo | None] = {}
         self._resolvers: dict[str, ReferenceResolver] = {}
         self._lock = threading.Lock()
@@ -263,9 +272,32 @@ class VariableResolver:
 
     def describe(self, kind: str, target: str, region: str) -> ReferenceInfo | None:
         key = (kind, target, region)
-        if key not in self._infos:
-            self._infos[key] = self.resolver(kind).describe(target, region)
-        return self._infos[key]
+        with self._lock:
+            if key in self._infos:
+                return self._infos[key]
+        info = self.resolver(kind).describe(target, region)
+        with self._lock:
+            self._infos[key] = info
+        return info
+
+    def prefetch(self, services: Iterable[tuple[Workspace, Iterable[str]]],
+                 environment: str) -> None:
+        """Describe every reference the services' files name, in each of its regions, a few
+        at a time (one round trip each: 60 lookups one after the other would take seconds)."""
+        kinds = set(self.kinds())
+        wanted: set[tuple[str, str, str]] = set()
+        for service, regions in services:
+            names = [ref for v in self.variables(service.path, environment).values()
+                     for ref in references_in(v, kinds)]
+            wanted.update((kind, target, region) for kind, target in names for region in regions)
+        todo = sorted(k for k in wanted if k not in self._infos)
+        if len(todo) < 2:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(8, len(todo)),
+                                thread_name_prefix="mila-references") as pool:
+            list(pool.map(lambda key: self.describe(*key), todo))
 
     def value(self, ref: ResolvedReference) -> str:
         return self.resolver(ref.kind).value(ref.target, ref.region, ref.info.version)
@@ -273,10 +305,17 @@ class VariableResolver:
     # -- files
 
     def variables(self, service_path: str, environment: str) -> dict[str, Variable]:
+        """The service's variables (:func:`load_variables`; each file read once per run)."""
         key = (service_path, environment)
         if key not in self._files:
-            self._files[key] = load_variables(self.project.root, service_path, environment)
+            self._files[key] = load_variables(self.project.root, service_path, environment,
+                                              self._read_once)
         return self._files[key]
+
+    def _read_once(self, root: Path, shown: str) -> list[Variable]:
+        if shown not in self._read:  # the root files serve every service
+            self._read[shown] = read_env_file(root, shown)
+        return self._read[shown]
 
     # -- one service
 
@@ -499,6 +538,14 @@ def show_variables(resolver: VariableResolver, service: Workspace, environment: 
 # ----------------------------------------------------------------------------- replicas
 
 
+def references_in(variable: Variable, kinds: set[str]) -> Iterator[tuple[str, str]]:
+    """The ``(kind, target)`` of each reference a variable's value names (``env`` excepted)."""
+    for match in _PLACEHOLDER.finditer(variable.value):
+        kind, sep, target = match.group(1).strip().partition(":")
+        if sep and kind in kinds and target:
+            yield kind, target
+
+
 def referenced(resolver: VariableResolver, services: list[Workspace],
                environment: str) -> dict[tuple[str, str], Variable]:
     """Every ``(kind, target)`` the services' files reference in ``environment`` (``env``
@@ -507,10 +554,8 @@ def referenced(resolver: VariableResolver, services: list[Workspace],
     found: dict[tuple[str, str], Variable] = {}
     for service in services:
         for variable in resolver.variables(service.path, environment).values():
-            for match in _PLACEHOLDER.finditer(variable.value):
-                kind, sep, target = match.group(1).strip().partition(":")
-                if sep and kind in kinds and target:
-                    found.setdefault((kind, target), variable)
+            for ref in references_in(variable, kinds):
+                found.setdefault(ref, variable)
     return found
 
 
