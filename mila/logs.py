@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from typing import Any
+from typing import Any, TextIO, cast
 
 _settings: dict[str, Any] = {"verbose": 0, "log_format": "console"}
 _configured = False
@@ -27,6 +27,17 @@ def configure_logging(verbose: int = 0, log_format: str = "console") -> None:
         _configured = False
     if "structlog" in sys.modules:
         _ensure_configured()
+
+
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is *now*: while the live progress view runs, rich
+    swaps it for a proxy that prints above the view, so a log line never breaks it."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def _drop_shown(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +78,7 @@ def _ensure_configured() -> Any:
         structlog.configure(
             processors=processors,
             wrapper_class=structlog.make_filtering_bound_logger(level),
-            logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+            logger_factory=structlog.PrintLoggerFactory(file=cast("TextIO", _CurrentStderr())),
             cache_logger_on_first_use=False,
         )
         _configured = True

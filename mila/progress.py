@@ -7,9 +7,10 @@ from worker threads.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -95,9 +96,11 @@ class ProgressView:
                                highlight=False, markup=False)
 
     def _render(self) -> Table:
-        t = Table(show_header=False, box=None, pad_edge=False)
-        for _ in range(6):
-            t.add_column()
+        # one line per action, never wider than the terminal: long cells are cut with "…"
+        t = Table(show_header=False, box=None, pad_edge=False, expand=False)
+        for i in range(6):
+            t.add_column(no_wrap=True, overflow="ellipsis", min_width=1,
+                         ratio=1 if i == 4 else None)
         now = time.monotonic()
         with self.lock:
             for row in self.rows.values():
@@ -119,3 +122,12 @@ class ProgressView:
                 t.add_row(icon, a.service, a.region, a.kind.value, phase,
                           Text(elapsed, style="dim"))
         return t
+
+
+def use_live_view(console: Console, log_format: str = "console",
+                  environ: Mapping[str, str] | None = None) -> bool:
+    """The live view only on a terminal, for people: plain timestamped lines when the output
+    is not a terminal, logs are JSON, or ``CI`` or ``NO_COLOR`` is set."""
+    env = os.environ if environ is None else environ
+    return console.is_terminal and log_format == "console" \
+        and not env.get("CI") and "NO_COLOR" not in env

@@ -44,7 +44,7 @@ from mila.orchestrator import (
     RunReport,
     default_concurrency,
 )
-from mila.progress import ProgressView
+from mila.progress import ProgressView, use_live_view
 from mila.results import result_document, run_status
 from mila.scope import restrict_plan_file, select_regions
 
@@ -166,7 +166,7 @@ def execute_with_progress(obj: CliContext, prepared: Prepared, concurrency: int 
                          lock_timeout=timedelta(seconds=lock_timeout),
                          disable_rollback=disable_rollback)
     running = [a for a in plan.actions if a.kind.changes]
-    live = human.is_terminal and obj.log_format == "console"
+    live = use_live_view(human, obj.log_format)
     with ProgressView(running, human, live) as view:
         report = execute(project, prepared, options, view)
     table = Table(show_edge=False, header_style="bold", box=None, pad_edge=False)

@@ -2,7 +2,8 @@
 
 Registered through ``MILA_PLUGINS=mila_fake_deployer`` (``tests/support`` is on sys.path), the
 way a user adds a local plugin module. Service keys: ``fail = true`` (or a file ``FAIL`` in the
-workspace) makes deploys fail; ``sleep = seconds`` slows them. It has a build phase: a file
+workspace) makes deploys fail; ``sleep = seconds`` slows them; ``warn = "text"`` logs a
+warning. It has a build phase: a file
 ``BUILD_FAIL`` in the workspace makes the build fail; each build is appended to
 ``.fake-cloud/builds.jsonl``. Every call is appended to
 ``.fake-cloud/calls.jsonl`` with start/end times, so tests can check order and concurrency.
@@ -67,6 +68,10 @@ class FakeDeployer:
         assert ws is not None
         start = time.time()
         context.report("deploying", f"{action.service} to {action.region}")
+        if ws.settings.get("warn"):  # a log line while the progress view is live
+            from mila.logs import get_logger
+
+            get_logger("fake").warning(str(ws.settings["warn"]))
         if context.cancel.wait(float(ws.settings.get("sleep", 0))):
             raise DeployError("cancelled by the user")
         stack = f"{context.project}-{action.service}-{action.environment}"
@@ -101,4 +106,4 @@ class FakeDeployer:
 @hookimpl
 def mila_deployers() -> list[DeployerType]:
     return [DeployerType("fake", create=lambda config: FakeDeployer(), version="1",
-                         config_keys=frozenset({"fail", "sleep"}))]
+                         config_keys=frozenset({"fail", "sleep", "warn"}))]
