@@ -46,7 +46,7 @@ def env_show(obj: CliContext, environment: str, services: str | None, regions: s
     resolver = VariableResolver(project)
     views: list[VariableView] = []
     for ws in chosen:
-        for r in in_scope:
+        for r in (r for r in in_scope if ws.regions is None or r in ws.regions):
             outputs = {d: records[(d, r)] for d in project.graph.dependencies(ws.name, transitive=True)
                        if (d, r) in records}
             views += show_variables(resolver, ws, environment, r, outputs)

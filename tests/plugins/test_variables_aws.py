@@ -170,7 +170,8 @@ def everything_mila_wrote(sandbox: SandboxHandle, root: Path) -> list[tuple[str,
 def test_no_secret_value_in_anything_mila_writes(app, sandbox, run_mila, tmp_path) -> None:
     outputs = []
     plan_file = tmp_path / "plan.json"
-    for args in (("deploy", "-e", "dev", "--json", "--only-prompt"), ("deploy", "-e", "dev", "--no-prompt"),
+    for args in (("deploy", "-e", "dev", "--json", "--only-prompt"),
+                 ("-vv", "--log-format", "json", "deploy", "-e", "dev", "--no-prompt"),
                  ("deploy", "-e", "dev", "--force", "--plan-out", str(plan_file)),
                  ("apply", str(plan_file), "--no-prompt"),
                  ("envs", "describe", "dev", "--json"), ("history", "-e", "dev", "--json"),
