@@ -31,6 +31,19 @@ def text(site: Path, page: str) -> str:
     return re.sub(r"<[^>]+>", "", (site / page / "index.html").read_text(encoding="utf-8"))
 
 
+def test_generated_references_are_current() -> None:
+    """The CLI, hook, exit-code and IAM references are written into the markdown (readable on
+    GitHub and in an editor); they must match the code."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("references", ROOT / "docs/hooks/references.py")
+    assert spec is not None and spec.loader is not None
+    references = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(references)
+    stale = sorted(str(p.relative_to(ROOT)) for p in references.stale_pages())
+    assert stale == [], f"stale generated docs {stale}: run `python docs/hooks/references.py`"
+
+
 def test_every_page_of_the_nav_is_built(site: Path) -> None:
     for page in ("getting-started", "environments", "change-detection", "configuration", "cli",
                  "ci-cd", "plugins", "writing-a-deployer", "writing-a-state-backend", "sandbox",

@@ -1,6 +1,8 @@
-"""mkdocs hook: pages generated from the code at build time, so they cannot drift from it.
+"""The reference sections of ``docs/`` generated from the code, written into the markdown.
 
-A page asks for a generated block with an HTML comment on a line of its own:
+The generated text lives in the pages themselves, so ``docs/`` reads the same on GitHub, in an
+editor and in the built site. A page holds a generated block between two HTML comments, each
+on a line of its own (``<!-- mila:NAME -->`` … ``<!-- /mila:NAME -->``):
 
 ``<!-- mila:cli -->``          every command, group and option of ``mila`` (``mila.cli.cli``),
                                plugin commands included (those of the installed plugins)
@@ -9,7 +11,10 @@ A page asks for a generated block with an HTML comment on a line of its own:
 ``<!-- mila:iam-policy -->``   the policy ``mila init --print-policy`` prints for the example
                                project ``shop`` (state backend ``aws``)
 
-Registered in ``mkdocs.yml`` under ``hooks:``.
+Rewrite every block after changing a command, a hook, an exit code or the IAM policy::
+
+    python docs/hooks/references.py            # writes the pages
+    python docs/hooks/references.py --check    # exit 1 and name the stale pages (the test suite)
 """
 
 from __future__ import annotations
@@ -18,22 +23,35 @@ import inspect
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import click
 
-MARKER = re.compile(r"^<!-- mila:([a-z-]+) -->$", re.MULTILINE)
+DOCS = Path(__file__).resolve().parents[1]
+#: an opening marker, then (once generated) the block and its closing marker
+BLOCK = re.compile(r"^<!-- mila:([a-z-]+) -->\n(?:(.*?)^<!-- /mila:\1 -->$)?", re.MULTILINE | re.DOTALL)
 
 
-def on_page_markdown(markdown: str, page: Any = None, config: Any = None, files: Any = None,
-                     **kwargs: Any) -> str:
+def regenerate(markdown: str, where: str = "?") -> str:
+    """``markdown`` with every generated block rendered anew (closing markers added)."""
+
     def render(m: re.Match[str]) -> str:
         name = m.group(1)
         if name not in RENDERERS:
-            raise ValueError(f"unknown generated block '{name}' in {getattr(page, 'file', '?')}")
-        return RENDERERS[name]()
+            raise ValueError(f"unknown generated block '{name}' in {where}")
+        body = RENDERERS[name]().rstrip("\n")
+        return f"<!-- mila:{name} -->\n{body}\n<!-- /mila:{name} -->"
 
-    return MARKER.sub(render, markdown)
+    return BLOCK.sub(render, markdown)
+
+
+def stale_pages() -> dict[Path, str]:
+    """Each page whose generated blocks differ from the code, with its new text."""
+    stale = {}
+    for page in sorted(DOCS.glob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        if "<!-- mila:" in text and (new := regenerate(text, page.name)) != text:
+            stale[page] = new
+    return stale
 
 
 # --------------------------------------------------------------------------- text helpers
@@ -177,3 +195,22 @@ RENDERERS = {
     "exit-codes": render_exit_codes,
     "iam-policy": render_iam_policy,
 }
+
+
+def main(argv: list[str]) -> int:
+    stale = stale_pages()
+    if "--check" in argv:
+        for page in stale:
+            print(f"{page.relative_to(DOCS.parent)} is stale: run `python docs/hooks/references.py`")
+        return 1 if stale else 0
+    for page, text in stale.items():
+        page.write_text(text, encoding="utf-8")
+        print(f"wrote {page.relative_to(DOCS.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, str(DOCS.parent))
+    raise SystemExit(main(sys.argv[1:]))
