@@ -3,18 +3,21 @@
 A deploy runs ``cdk synth --output .mila/build/cdk/<service>/<env>/<region>`` in the app's
 folder with ``--context mila:env=<env> --context mila:region=<region>``, each resolved
 ``[service].parameters`` value as ``--context NAME=value`` (and as an environment variable),
-and ``CDK_DEFAULT_REGION`` set to the region. ``cdk synth`` needs no bootstrap and no deploy
+the service's environment-file variables (all but secrets) as environment variables, and
+``CDK_DEFAULT_REGION`` set to the region. ``cdk synth`` needs no bootstrap and no deploy
 role. Then, for each stack of the app, dependencies first: its file assets (zips, nested
 templates) are published to mila's artifacts bucket under their content hash (see
 :mod:`.assembly`; no ``cdk bootstrap``), and the ``cloudformation`` deployer deploys its
-template through a change set.
+template, with the environment files' variables added to its Lambda functions (as the
+``cloudformation`` deployer does), through a change set.
 
 Stacks are named ``<project>-<service>-<env>-<stack id>`` and tagged ``mila:cdk-stack`` (the
 stack id) and ``mila:cdk-order`` (its place in the deploy order) besides mila's own tags, so
 ``destroy`` finds every stack of the service by its tags — even after the code is gone — and
 deletes them in reverse order. A stack that left the app is deleted after the others deployed.
-The service's outputs are every stack's outputs by ``OutputKey``; an ``OutputKey`` two stacks
-share is given as ``<stack id>.<OutputKey>`` for both.
+The service's outputs are every stack's outputs by ``OutputKey`` (but the ``ExportsOutput…``
+ones the CDK generates for its cross-stack references); an ``OutputKey`` two stacks share is
+given as ``<stack id>.<OutputKey>`` for both.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ from mila_cloudformation.deployer import (
     _Run,
     stack_name,
 )
-from mila_cloudformation.templates import Template
-from mila_node import Tool, find_executable, run_tool, tool_environment
+from mila_cloudformation.templates import Template, dump_template
+from mila_cloudformation.variables import deliver_variables
+from mila_node import Tool, find_executable, plain_variables, run_tool, tool_environment
 
 from mila.errors import DeployError, MilaError
 from mila.model import Action, DeployResult, Workspace
@@ -46,6 +50,8 @@ from .plugin import NAME, VERSION
 TOOL = Tool(("cdk",), "aws-cdk", NAME)
 TAG_STACK = "mila:cdk-stack"
 TAG_ORDER = "mila:cdk-order"
+#: the prefix of the outputs the CDK generates for cross-stack references (not the app's own)
+CDK_EXPORTS = "ExportsOutput"
 
 
 class CdkDeployer(StackDeployer):
@@ -68,7 +74,8 @@ class CdkDeployer(StackDeployer):
                    "--context", f"mila:region={context.region}"]
         for key, value in sorted(context.parameters.items()):
             command += ["--context", f"{key}={value}"]
-        env = tool_environment({**context.parameters, "MILA_PROJECT": context.project,
+        env = tool_environment({**plain_variables(context.variables, context.resolved_variables),
+                                **context.parameters, "MILA_PROJECT": context.project,
                                 "MILA_ENV": action.environment, "MILA_REGION": context.region,
                                 "CDK_DEFAULT_REGION": context.region,
                                 "CDK_DISABLE_VERSION_CHECK": "1"})
@@ -118,7 +125,12 @@ class CdkDeployer(StackDeployer):
             raise DeployError(f"{shown}: CfnParameters without a default ({', '.join(missing)})",
                               hint="give them a default, or read values from the context "
                                    "(`[service].parameters` arrive as --context NAME=value)")
-        return self._deploy(run, template, text, {}, settings)
+        delivery = deliver_variables(template, run.context)  # env files -> Lambda functions
+        for warning in delivery.warnings:
+            run.log(f"warning: {warning}")
+        template = delivery.template
+        return self._deploy(run, template, dump_template(template.body), dict(delivery.parameters),
+                            settings)
 
     # -- destroy
 
@@ -148,6 +160,11 @@ class CdkDeployer(StackDeployer):
 
 
 def merged_outputs(results: list[tuple[Stack, DeployResult]]) -> dict[str, str]:
+    """Every stack's outputs by key (``<stack id>.<key>`` for a key two stacks share), without
+    the ``ExportsOutput…`` outputs the CDK adds for its own cross-stack references."""
+    results = [(stack, dataclasses.replace(result, outputs={
+        k: v for k, v in result.outputs.items() if not k.startswith(CDK_EXPORTS)}))
+        for stack, result in results]
     counts: dict[str, int] = {}
     for _, result in results:
         for key in result.outputs:

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from mila.errors import DeployError
 
@@ -119,6 +119,14 @@ def _copy(proc: subprocess.Popen[str], lines: list[str], log: TextIO | None) -> 
         if log is not None:
             log.write(clean)
             log.flush()
+
+
+def plain_variables(variables: Mapping[str, str], resolved: Mapping[str, Any]) -> dict[str, str]:
+    """The service's environment variables a framework may see while it synthesizes: all but
+    those holding a secret or a SecureString (those reach the Lambda functions as
+    CloudFormation dynamic references, never a template written on disk)."""
+    return {name: variables[name] for name in variables
+            if not getattr(resolved.get(name), "secure", False)}
 
 
 def tool_environment(extra: Mapping[str, str]) -> dict[str, str]:

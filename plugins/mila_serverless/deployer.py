@@ -2,9 +2,10 @@
 deploys.
 
 A deploy runs ``osls package --stage <stage> --region <region> --package <folder>`` (the
-framework's own ``package`` step: no AWS call, no credentials needed) with the service's
-resolved ``[service].parameters`` as environment variables (``${env:NAME}`` in
-``serverless.yml``) plus ``MILA_PROJECT``, ``MILA_ENV`` and ``MILA_REGION``. The output folder is
+framework's own ``package`` step: no AWS call, no credentials needed) with, as environment
+variables (``${env:NAME}`` in ``serverless.yml``), the service's variables from its
+environment files (all but secrets), its resolved ``[service].parameters``, and
+``MILA_PROJECT``, ``MILA_ENV`` and ``MILA_REGION``. The output folder is
 ``.mila/build/serverless/<service>/<stage>/<region>/`` (inside ``.mila/``, so it never reaches
 a checksum). Then it reads ``cloudformation-template-update-stack.json`` and points its
 artifacts at **mila's artifacts bucket** instead of the framework's deployment bucket:
@@ -17,7 +18,8 @@ artifacts at **mila's artifacts bucket** instead of the framework's deployment b
   CloudFormation deployer then uploads it to ``mila-artifacts-<account>-<region>`` under its
   content hash (the framework's zips are deterministic, so the same code is the same key).
 
-The rest is the ``cloudformation`` deployer: change sets, waiting, events, rollback handling,
+The rest is the ``cloudformation`` deployer: the environment files' variables added to every
+function (secrets as dynamic references), change sets, waiting, events, rollback handling,
 outputs. The stack is named as the framework names it (``<service>-<stage>``, or
 ``provider.stackName``) unless ``[service].stack_name`` says otherwise.
 """
@@ -33,7 +35,7 @@ from typing import Any
 from mila_cloudformation.deployer import StackDeployer
 from mila_cloudformation.packaging import RULES
 from mila_cloudformation.templates import Template
-from mila_node import Tool, find_executable, run_tool, tool_environment
+from mila_node import Tool, find_executable, plain_variables, run_tool, tool_environment
 
 from mila.errors import DeployError
 from mila.model import Action, Workspace
@@ -79,6 +81,7 @@ class ServerlessDeployer(StackDeployer):
         command = [*find_executable(TOOL, folder, context.root), "package", "--stage", stage,
                    "--region", context.region, "--package", str(out)]
         env = tool_environment({
+            **plain_variables(context.variables, context.resolved_variables),
             **context.parameters, "MILA_PROJECT": context.project,
             "MILA_ENV": action.environment, "MILA_REGION": context.region,
             "SLS_TELEMETRY_DISABLED": "1", "SLS_TRACKING_DISABLED": "1",

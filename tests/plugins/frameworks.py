@@ -31,6 +31,7 @@ def copy_services(project: Any, *names: str) -> None:
     root.mkdir(parents=True, exist_ok=True)
     for name in ("mila.toml", ".gitignore", "package.json", "package-lock.json"):
         shutil.copy(EXAMPLE / name, root / name)
+    shutil.copytree(EXAMPLE / "envs", root / "envs")
     for name in names:
         shutil.copytree(EXAMPLE / "services" / name, root / "services" / name,
                         ignore=shutil.ignore_patterns("node_modules", "cdk.out", ".serverless"))

@@ -52,6 +52,7 @@ def test_app_deploys_stack_by_stack_replans_updates_and_is_removed(fw: Any, run_
     variables = function["Configuration"]["Environment"]["Variables"]
     assert variables["LIMIT_PARAMETER"] == "/fw/dev/stats/limit"
     assert variables["QUEUE_ARN"] == outputs(cfn, "fw-queue-dev")["QueueArn"]
+    assert variables["LOG_LEVEL"] == "debug"  # envs/.env.dev, added by mila to every function
     exports = {e["Name"] for e in cfn.list_exports()["Exports"]}
     assert any(e.startswith("fw-stats-dev-Settings:") for e in exports)
     described = json.loads(run_mila("envs", "describe", "dev", "--json").stdout)

@@ -192,3 +192,16 @@ def test_docker_image_assets_are_refused_clearly(tmp_path: Path) -> None:
     with pytest.raises(DeployError) as info:
         read_assembly(tmp_path, "cdk.out")
     assert "Docker image assets are not supported (Api/Image)" in info.value.message
+
+
+def test_outputs_of_all_stacks_merged_and_shared_keys_qualified(tmp_path: Path) -> None:
+    from mila_cdk.assembly import Stack
+    from mila_cdk.deployer import merged_outputs
+
+    from mila.model import DeployResult
+
+    a, b = Stack("A", tmp_path / "a"), Stack("B", tmp_path / "b")
+    merged = merged_outputs([
+        (a, DeployResult(outputs={"Name": "a", "Url": "u", "ExportsOutputRefX1": "internal"})),
+        (b, DeployResult(outputs={"Name": "b"}))])
+    assert merged == {"A.Name": "a", "Url": "u", "B.Name": "b"}

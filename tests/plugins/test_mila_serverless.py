@@ -44,7 +44,10 @@ def test_deploys_passes_outputs_replans_updates_and_removes(fw: Any, run_mila: A
                  cfn.describe_stack_resources(StackName="fw-greeter-dev")["StackResources"]}
     assert "ServerlessDeploymentBucket" not in resources  # artifacts live in mila's bucket
     function = sandbox.client("lambda").get_function(FunctionName=outputs["GreeterFunctionName"])
-    assert function["Configuration"]["Environment"]["Variables"]["QUEUE_URL"] == queue_url
+    variables = function["Configuration"]["Environment"]["Variables"]
+    assert variables["QUEUE_URL"] == queue_url
+    assert variables["GREETING"] == "hello from mila"  # envs/.env, through ${env:GREETING}
+    assert variables["LOG_LEVEL"] == "debug"  # envs/.env.dev, added by mila to every function
     assert any(b["Name"].startswith("mila-artifacts-")
                for b in sandbox.client("s3").list_buckets()["Buckets"])
 
