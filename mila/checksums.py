@@ -28,7 +28,9 @@ the same checksum on every machine and in every folder. :func:`deploy_checksum` 
 plugin's ``mila_checksum_inputs`` and the service's environment variables (by digest, see
 :mod:`mila.variables`; its ``envs/.env*`` files are left out of ``files``) into the base for one
 environment and region; with neither the checksum *is* the base checksum, so ``mila
-checksums`` prints what deploys record. Input
+checksums`` prints what deploys record.
+:func:`with_consumed_outputs` then folds in the hashes of the dependency outputs a service
+consumes (``${service.Output}`` parameters; none consumed: unchanged). Input
 values are hashed, never kept. The *manifest* kept with each checksum holds these parts, so
 :func:`explain` can say which files, dependencies, settings or inputs changed.
 
@@ -342,6 +344,26 @@ def deploy_checksum(project: Project, base: Checksum, service: Workspace, enviro
     return Checksum(base.name, checksum, manifest)  # a dict: state backends json.dumps it
 
 
+def consumed_output_hashes(consumed: Iterable[tuple[str, str]],
+                           outputs: Mapping[str, Mapping[str, str]]) -> dict[str, str | None]:
+    """``{"service.Output": sha256(value)}`` of each output a service consumes through its
+    ``${service.Output}`` parameters; ``None`` when that output is not known (not deployed)."""
+    return {f"{dep}.{name}": (sha256_hex(str(outputs[dep][name]).encode("utf-8"))
+                              if name in outputs.get(dep, {}) else None)
+            for dep, name in sorted(set(consumed))}
+
+
+def with_consumed_outputs(c: Checksum, hashes: Mapping[str, str | None]) -> Checksum:
+    """Fold the hashes of the consumed outputs into ``c``: a dependency recreated with a new
+    ARN changes its consumers' checksums. No outputs consumed: ``c`` itself."""
+    if not hashes:
+        return c
+    checksum = sha256_hex(canonical_json({"format": FORMAT, "base": c.checksum,
+                                          "outputs": dict(hashes)}))
+    return Checksum(c.name, checksum, {**c.manifest, "checksum": checksum,
+                                       "outputs": dict(hashes)})
+
+
 def checksum_inputs(project: Project, service: Workspace, environment: str,
                     region: str) -> dict[str, str]:
     """Every plugin's inputs, namespaced by plugin, each value replaced by its sha256."""
@@ -388,12 +410,26 @@ def explain(old: Mapping[str, Any] | None, new: Mapping[str, Any], limit: int = 
         elif od[dep] != nd[dep]:
             lines.append(f"dependency {dep} changed")
 
+    oo, no = old.get("outputs") or {}, new.get("outputs") or {}
+    for key in sorted(set(oo) | set(no)):
+        if key not in oo:
+            lines.append(f"now consumes output {key}")
+        elif key not in no:
+            lines.append(f"no longer consumes output {key}")
+        elif no[key] is None:
+            lines.append(f"output {key} known after apply")
+        elif oo[key] != no[key]:
+            lines.append(f"output {key} changed")
+
     oc, nc = op.get("config", {}), np.get("config", {})
     if oc != nc:
         keys = sorted(k for k in set(oc) | set(nc) if k != "settings" and oc.get(k) != nc.get(k))
         os_, ns = oc.get("settings", {}), nc.get("settings", {})
-        keys += sorted(f"service.{k}" for k in set(os_) | set(ns) if os_.get(k) != ns.get(k))
-        lines.append(f"config changed: {', '.join(keys)}")
+        keys += sorted(f"service.{k}" for k in set(os_) | set(ns)
+                       if k != "parameters" and os_.get(k) != ns.get(k))
+        lines += _parameter_changes(os_.get("parameters") or {}, ns.get("parameters") or {})
+        if keys:
+            lines.append(f"config changed: {', '.join(keys)}")
 
     odep, ndep = op.get("deployer"), np.get("deployer")
     if odep != ndep:
@@ -417,6 +453,12 @@ def explain(old: Mapping[str, Any] | None, new: Mapping[str, Any], limit: int = 
             elif oi[key] != ni[key]:
                 lines.append(f"{what} {key} changed")
     return lines or ["checksum changed"]
+
+
+def _parameter_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    return [f"parameter {k} " + ("added" if k not in old else "removed" if k not in new
+                                 else "changed")
+            for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
 
 
 def _deployer(d: Mapping[str, Any] | None) -> str:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 from mila.build import workspace_packages
+from mila.checksums import Checksum, consumed_output_hashes, with_consumed_outputs
 from mila.environments import operator
 from mila.errors import DeployError, MilaError, PlanStale
 from mila.logs import get_logger
@@ -48,11 +49,14 @@ from mila.model import (
 )
 from mila.names import check_deployed, check_services
 from mila.orchestrator import RunReport, Task, run_tasks
-from mila.parameters import resolve_parameters
+from mila.parameters import consumed_outputs, resolve_parameters
 from mila.planner import plan_deployment, plan_removal, service_regions
 from mila.project import Project
 from mila.protocols import DeployContext
+from mila.reasons import annotate
+from mila.validation import Problem, check_consumers, validate_plan
 from mila.variables import (
+    OutputRef,
     ResolvedVariable,
     VariableResolver,
     context_variables,
@@ -78,6 +82,23 @@ class Prepared:
     #: each planned (service, region)'s environment variables, checked at plan time
     variables: dict[ActionKey, Mapping[str, ResolvedVariable]] = field(default_factory=dict)
     resolver: VariableResolver | None = None  # reused at deploy time (its lookups are cached)
+    warnings: list[Problem] = field(default_factory=list)  # plan-time validation warnings
+    #: per action: its checksum before the consumed outputs are folded in, and the outputs
+    #: (dependency, name) it consumes; the record gets the checksum of the outputs really used
+    unfolded: dict[ActionKey, Checksum] = field(default_factory=dict)
+    consumed: dict[ActionKey, frozenset[tuple[str, str]]] = field(default_factory=dict)
+
+    def final_checksum(self, action: Action, dependency_outputs: Mapping[str, Mapping[str, str]],
+                       ) -> tuple[str | None, Mapping[str, Any]]:
+        """The checksum and manifest to record for ``action``, given the outputs its
+        dependencies really had when it ran."""
+        key = action.key
+        unfolded = self.unfolded.get(key)
+        if unfolded is None:
+            return action.checksum, self.manifests.get(key, {})
+        c = with_consumed_outputs(unfolded, consumed_output_hashes(self.consumed.get(key, ()),
+                                                                   dependency_outputs))
+        return c.checksum, c.manifest
 
 
 def parse_services(value: str | None) -> list[str] | None:
@@ -103,10 +124,11 @@ def state_fingerprint(records: Mapping[ActionKey, Record]) -> str:
 
 
 def prepare(project: Project, environment: str, *, only: Collection[str] | None = None,
-            force: bool = False, regions: Collection[str] | None = None) -> Prepared:
-    """Plan ``environment``: every service (or ``only``) in every region (or ``regions``)."""
-    from mila.checksums import deploy_checksum, workspace_checksums
-
+            force: bool = False, regions: Collection[str] | None = None,
+            validate: bool = True) -> Prepared:
+    """Plan ``environment``: every service (or ``only``) in every region (or ``regions``),
+    each action with its reasons; then validate the plan (unless ``validate`` is false, for
+    `mila why`) and ask the policy plugins. Refuses (exit 2) before any lock or write."""
     state = project.state
     env = state.get_environment(environment)
     records = {(r.service, r.region): r for r in state.records(environment)}
@@ -116,29 +138,10 @@ def prepare(project: Project, environment: str, *, only: Collection[str] | None 
     if regions is not None:
         env = replace(env, regions=tuple(r for r in env.regions if r in regions))
     chosen = {s.name for s in services if only is None or s.name in only}  # a set: O(1) lookups
-    base = workspace_checksums(project, sorted(chosen))
-    checksums: dict[ActionKey, str] = {}
-    manifests: dict[ActionKey, Mapping[str, Any]] = {}
-    resolver = VariableResolver(project)
-    resolver.prefetch([(s, service_regions(s, env)) for s in services if s.name in chosen],
-                      environment)
-    variables: dict[ActionKey, Mapping[str, ResolvedVariable]] = {}
-    for s in services:
-        for region in service_regions(s, env):
-            if s.name in chosen:
-                # a missing ${ssm:}/${secret:} refuses the plan here, before any lock or write
-                resolved = variables[(s.name, region)] = resolver.resolve(
-                    s.name, s.path, environment, region,
-                    dependencies=set(graph.dependencies(s.name, transitive=True)))
-                c = deploy_checksum(project, base[s.name], s, environment, region,
-                                    {**variable_digests(resolved),
-                                     **parameter_digests(s, resolved)})
-                checksums[(s.name, region)], manifests[(s.name, region)] = c.checksum, c.manifest
-            else:
-                checksums[(s.name, region)] = ""  # not planned; never compared
     service_names = {s.name for s in services}
     dependencies = {s.name: [d for d in graph.dependencies(s.name, transitive=True)
                              if d in service_names] for s in services}
+    sums = _plan_checksums(project, env, records, chosen, dependencies, regions)
     in_scope = {k: r for k, r in records.items() if regions is None or k[1] in regions}
 
     def detect(service: Workspace, region: str, current: str, previous: Record | None) -> str | None:
@@ -146,28 +149,96 @@ def prepare(project: Project, environment: str, *, only: Collection[str] | None 
                                                   region=region, current=current,
                                                   previous=previous))
 
-    plan = plan_deployment(env, services, checksums, list(in_scope.values()),
+    plan = plan_deployment(env, services, sums.checksums, list(in_scope.values()),
                            dependencies=dependencies, only=only, force=force,
-                           detect_change=detect)
+                           detect_change=detect, consumes=sums.consumes, scope=regions)
+    plan = annotate(plan, in_scope, sums.manifests,
+                    lambda service, region: state.get_manifest(environment, service, region))
+    warnings = validate_plan(project, plan, env, records) if validate else []
     check_policies(project, plan)
-    return Prepared(plan, env, records, manifests, state_fingerprint(records),
+    return Prepared(plan, env, records, sums.manifests, state_fingerprint(records),
                     {"services": sorted(only) if only is not None else None, "force": force,
                      "regions": sorted(regions) if regions is not None else None},
-                    variables, resolver)
+                    sums.variables, sums.resolver, warnings, sums.unfolded, sums.consumed)
+
+
+def _variable_outputs(resolved: Mapping[str, ResolvedVariable]) -> set[tuple[str, str]]:
+    """The ``${service.Output}`` references of a service's environment variables."""
+    return {(p.service, p.output) for v in resolved.values() for p in v.parts
+            if isinstance(p, OutputRef)}
+
+
+@dataclass
+class _PlanChecksums:
+    checksums: dict[ActionKey, str] = field(default_factory=dict)
+    manifests: dict[ActionKey, Mapping[str, Any]] = field(default_factory=dict)
+    unfolded: dict[ActionKey, Checksum] = field(default_factory=dict)
+    consumed: dict[ActionKey, frozenset[tuple[str, str]]] = field(default_factory=dict)
+    consumes: dict[str, set[str]] = field(default_factory=dict)  # service -> deps it reads
+    variables: dict[ActionKey, Mapping[str, ResolvedVariable]] = field(default_factory=dict)
+    resolver: VariableResolver | None = None
+
+
+def _plan_checksums(project: Project, env: Environment, records: Mapping[ActionKey, Record],
+                    chosen: Collection[str], dependencies: Mapping[str, list[str]],
+                    regions: Collection[str] | None) -> _PlanChecksums:
+    """Every planned (service, region)'s checksum: files, inputs, variables, then the hashes of
+    the dependency outputs it consumes (from the records; the record of a deploy gets the
+    outputs it really used, see :meth:`Prepared.final_checksum`)."""
+    from mila.checksums import deploy_checksum, workspace_checksums
+
+    graph, environment = project.graph, env.name
+    base = workspace_checksums(project, sorted(chosen))
+    out = _PlanChecksums(resolver=VariableResolver(project))
+    assert out.resolver is not None
+    out.resolver.prefetch([(s, service_regions(s, env)) for s in graph.services
+                           if s.name in chosen], environment)
+    for s in graph.services:
+        from_parameters = {(d, o) for d, o in consumed_outputs(s.parameters)}
+        out.consumes[s.name] = set()
+        for region in service_regions(s, env):
+            key = (s.name, region)
+            if regions is not None and region not in regions:
+                continue
+            if s.name not in chosen:
+                out.checksums[key] = ""  # not planned; never compared
+                continue
+            # a missing ${ssm:}/${secret:} refuses the plan here, before any lock or write
+            resolved = out.variables[key] = out.resolver.resolve(
+                s.name, s.path, environment, region,
+                dependencies=set(graph.dependencies(s.name, transitive=True)))
+            out.unfolded[key] = deploy_checksum(
+                project, base[s.name], s, environment, region,
+                {**variable_digests(resolved), **parameter_digests(s, resolved)})
+            uses = frozenset((d, o) for d, o in from_parameters | _variable_outputs(resolved)
+                             if d in dependencies[s.name])
+            out.consumed[key] = uses
+            out.consumes[s.name].update(d for d, _ in uses)
+            known = {d: records[(d, region)].outputs for d, _ in uses if (d, region) in records}
+            c = with_consumed_outputs(out.unfolded[key], consumed_output_hashes(uses, known))
+            out.checksums[key], out.manifests[key] = c.checksum, c.manifest
+    return out
 
 
 def prepare_removal(project: Project, environment: str, *, only: Collection[str] | None = None,
-                    regions: Collection[str] | None = None) -> Prepared:
+                    regions: Collection[str] | None = None, force: bool = False) -> Prepared:
+    """Destroy every recorded service (or ``only``, in ``regions``). Refuses (exit 2) to remove
+    a service whose outputs deployed services still consume, unless ``force``."""
     state = project.state
     env = state.get_environment(environment)
     records = {(r.service, r.region): r for r in state.records(environment)}
     if only is not None:
         check_deployed(project.graph, only, {k[0] for k in records}, environment)
-    plan = plan_removal(env, list(records.values()), only=only, regions=regions)
+    plan = annotate(plan_removal(env, list(records.values()), only=only, regions=regions),
+                    records, {}, lambda service, region: None)
+    validate_plan(project, plan, env, records)
+    if not force:
+        check_consumers(project, plan, records)
     check_policies(project, plan)
     return Prepared(plan, env, records, {}, state_fingerprint(records),
                     {"services": sorted(only) if only is not None else None, "remove": True,
-                     "regions": sorted(regions) if regions is not None else None})
+                     "regions": sorted(regions) if regions is not None else None,
+                     "force": force})
 
 
 def check_policies(project: Project, plan: Plan) -> None:
@@ -189,8 +260,10 @@ def plan_to_json(prepared: Prepared) -> dict[str, Any]:
     return {
         "environment": plan.environment,
         "actions": [{"service": a.service, "region": a.region, "action": a.kind.value,
-                     "checksum": a.checksum, "previous_checksum": a.previous_checksum}
+                     "checksum": a.checksum, "previous_checksum": a.previous_checksum,
+                     "reasons": list(a.reasons)}
                     for a in plan.actions],
+        "warnings": [str(w) for w in prepared.warnings],
         "version": PLAN_FILE_VERSION,
         "state_fingerprint": prepared.state_fingerprint,
         "options": prepared.options,
@@ -217,11 +290,15 @@ def check_saved_plan(project: Project, saved: dict[str, Any]) -> Prepared:
     opts = saved.get("options") or {}
     if opts.get("remove"):
         current = prepare_removal(project, saved["environment"], only=opts.get("services"),
-                                  regions=opts.get("regions"))
+                                  regions=opts.get("regions"), force=bool(opts.get("force")))
     else:
         current = prepare(project, saved["environment"], only=opts.get("services"),
                           force=bool(opts.get("force")), regions=opts.get("regions"))
     now = plan_to_json(current)
+    # reasons explain the plan; they are not part of what must match
+    now["actions"] = [{k: v for k, v in a.items() if k != "reasons"} for a in now["actions"]]
+    saved = {**saved, "actions": [{k: v for k, v in a.items() if k != "reasons"}
+                                  for a in saved["actions"]]}
     if now["state_fingerprint"] != saved.get("state_fingerprint"):
         raise PlanStale("the state changed since this plan was made (another deploy ran?)",
                         hint="make a new plan with `mila deploy --plan-out`")
@@ -366,6 +443,7 @@ def execute(project: Project, prepared: Prepared, options: RunOptions,
                     result = deployer.destroy(action, context)
                 else:
                     result = deployer.deploy(action, context)
+                checksum, manifest = prepared.final_checksum(action, dep_outputs)
             except BaseException as exc:
                 duration = time.monotonic() - started
                 message = str(exc) if isinstance(exc, MilaError) else f"{type(exc).__name__}: {exc}"
@@ -390,9 +468,9 @@ def execute(project: Project, prepared: Prepared, options: RunOptions,
                 state.delete_record(action.environment, action.service, action.region, handle.lock)
             else:
                 manifest_key = state.put_manifest(action.environment, action.service,
-                                                  action.region, prepared.manifests.get(key, {}))
+                                                  action.region, manifest)
                 state.put_record(Record(
-                    action.environment, action.service, action.region, action.checksum,
+                    action.environment, action.service, action.region, checksum,
                     Status.SUCCEEDED, action.deployer,
                     stack_name=result.stack_name or action.stack_name,
                     outputs=frozen_mapping(result.outputs), commit=commit, deployed_by=by,
@@ -403,7 +481,7 @@ def execute(project: Project, prepared: Prepared, options: RunOptions,
                     outputs[key] = result.outputs
             state.append_history(HistoryEntry(
                 action.environment, action.service, action.region, action.kind,
-                Status.SUCCEEDED, action.checksum, utcnow(), by, commit, round(duration, 3),
+                Status.SUCCEEDED, checksum, utcnow(), by, commit, round(duration, 3),
                 result.message or None))
             note = f": {result.message}" if result.message else ""
             logfile.write(f"# succeeded in {duration:.1f}s{note}\n")

@@ -197,6 +197,10 @@ class Action:
     deployer: str
     stack_name: str | None = None
     reason: str = ""  # why this kind was chosen, one short phrase
+    #: every reason, most telling first: files added/modified/removed (first few paths),
+    #: dependency X changed, parameter P changed, deployer version changed, forced, failed
+    #: last time, region added… (from the stored manifest against the current one)
+    reasons: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -249,3 +253,25 @@ class Identity:
     account: str
     arn: str
     source: str = ""  # e.g. "sandbox http://127.0.0.1:4566" or "profile dev"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem found at plan time, before anything runs (a deployer's ``validate``, or
+    the core's own checks).
+
+    ``severity`` ``"error"`` refuses the whole plan (exit 2, nothing locked or written);
+    ``"warning"`` is shown with the plan. ``file`` is relative to the project root and ``line``
+    1-based, when known; ``rule`` names the check (``E3002`` for a cfn-lint rule).
+    """
+
+    message: str
+    severity: str = "error"  # "error" | "warning"
+    file: str | None = None
+    line: int | None = None
+    rule: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.file and self.line else self.file or ""
+        rule = f"[{self.rule}] " if self.rule else ""
+        return f"{where}: {rule}{self.message}" if where else f"{rule}{self.message}"

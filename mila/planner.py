@@ -6,19 +6,23 @@ For each service (all, or those selected with ``-s``) and each of its regions (t
 * no record, or a record that never succeeded (``checksum is None``) → ``first_deploy``;
 * a record with the current checksum whose last action succeeded → ``no_changes``;
 * otherwise → ``deploy``; ``force`` turns every ``no_changes`` into ``deploy``;
-* ``detect_change`` (the ``mila_detect_change`` hook) may override ``deploy``/``no_changes``.
+* ``detect_change`` (the ``mila_detect_change`` hook) may override ``deploy``/``no_changes``;
+* a ``no_changes`` service that consumes outputs (``consumes``) of a service that is
+  ``first_deploy`` in the same region becomes ``deploy``: those outputs are known after apply.
 
 Every record whose service left the codebase, or whose region left the service's regions, is
 ``destroy`` — carried out with the deployer and stack name the record holds.
 
 Edges: a deploy waits for the deploys of the services it depends on (transitively) in the same
-region; a destroy waits for every deploy, and for the destroys of the services that depended on
-it in that region (reverse order).
+region; a destroy waits only for its own dependents in that region — the actions (deploys or
+destroys) of the services that depend on it now or did when deployed (their records'
+``depends_on``) — so a failure skips only what depended on the failed action.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 
 from mila.model import Action, ActionKind, Environment, Plan, Record, Status, Workspace, utcnow
 
@@ -42,10 +46,14 @@ def plan_deployment(
     only: Collection[str] | None = None,
     force: bool = False,
     detect_change: ChangeDetector | None = None,
+    consumes: Mapping[str, Collection[str]] | None = None,
+    scope: Collection[str] | None = None,
 ) -> Plan:
     """Compute the plan. ``checksums[(service, region)]`` is each service's current checksum;
     ``dependencies[service]`` its transitive service dependencies (default: ``depends_on``);
-    ``only`` restricts every row (deploys and destroys) to those services."""
+    ``consumes[service]`` the services whose outputs it reads through its parameters;
+    ``only`` restricts every row (deploys and destroys) to those services; ``scope`` every
+    row to those regions (a service's own ``regions`` included)."""
     deps = {s.name: set(dependencies[s.name]) if dependencies and s.name in dependencies
             else set(s.depends_on) for s in services}
     by_key = {(r.service, r.region): r for r in records if r.environment == environment.name}
@@ -54,7 +62,8 @@ def plan_deployment(
     wanted: set[ActionKey] = set()
 
     for service in sorted(services, key=lambda s: s.name):
-        regions = service_regions(service, environment)
+        regions = tuple(r for r in service_regions(service, environment)
+                        if scope is None or r in scope)
         for region in regions:
             wanted.add((service.name, region))
         if selected is not None and service.name not in selected:
@@ -69,9 +78,11 @@ def plan_deployment(
                 deployer=service.deployer or (record.deployer if record else ""),
                 stack_name=record.stack_name if record else None, reason=reason))
 
+    actions = _outputs_known_after_apply(actions, consumes or {})
     service_names = {s.name for s in services}
     for (name, region), record in sorted(by_key.items()):
-        if (name, region) in wanted or (selected is not None and name not in selected):
+        if (name, region) in wanted or (selected is not None and name not in selected) \
+                or (scope is not None and region not in scope):
             continue
         reason = "region left the environment" if name in service_names else \
             "service left the codebase"
@@ -130,23 +141,34 @@ def _decide(service: Workspace, region: str, current: str, record: Record | None
     return kind, reason
 
 
+def _outputs_known_after_apply(actions: list[Action],
+                               consumes: Mapping[str, Collection[str]]) -> list[Action]:
+    first = {a.key for a in actions if a.kind is ActionKind.FIRST_DEPLOY}
+    out = []
+    for a in actions:
+        new = sorted(d for d in consumes.get(a.service, ()) if (d, a.region) in first)
+        if a.kind is ActionKind.NO_CHANGES and new:
+            a = replace(a, kind=ActionKind.DEPLOY,
+                        reason=f"outputs of {', '.join(new)} known after apply")
+        out.append(a)
+    return out
+
+
 def _edges(actions: Sequence[Action], deps: Mapping[str, set[str]],
            records: Mapping[ActionKey, Record]) -> dict[ActionKey, tuple[ActionKey, ...]]:
     running = [a for a in actions if a.kind is not ActionKind.NO_CHANGES]
     deploys = {a.key for a in running if a.kind is not ActionKind.DESTROY}
-    destroys = [a for a in running if a.kind is ActionKind.DESTROY]
     edges: dict[ActionKey, tuple[ActionKey, ...]] = {}
     for a in running:
         if a.kind is ActionKind.DESTROY:
-            continue
-        edges[a.key] = tuple(sorted((d, a.region) for d in deps.get(a.service, ())
-                                    if (d, a.region) in deploys))
-    destroy_keys = {a.key for a in destroys}
-    for a in destroys:
-        # services that depended on this one (per their records) are destroyed first
-        dependents = {k for k in destroy_keys if k[1] == a.region and k != a.key
-                      and a.service in _record_deps(records.get(k), deps, k[0])}
-        edges[a.key] = tuple(sorted(deploys | dependents))
+            # its own dependents first: services that depend (or, per their records, depended)
+            # on it in this region are destroyed or redeployed without it before it goes
+            edges[a.key] = tuple(sorted(
+                k for k in (b.key for b in running) if k[1] == a.region and k != a.key
+                and a.service in _record_deps(records.get(k), deps, k[0])))
+        else:
+            edges[a.key] = tuple(sorted((d, a.region) for d in deps.get(a.service, ())
+                                        if (d, a.region) in deploys))
     return edges
 
 

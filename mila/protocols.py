@@ -20,6 +20,7 @@ from mila.model import (
     Action,
     DeployResult,
     Environment,
+    Finding,
     HistoryEntry,
     Lock,
     LockOwner,
@@ -216,6 +217,26 @@ class Deployer(Protocol):
 
     def deploy(self, action: Action, context: DeployContext) -> DeployResult: ...
     def destroy(self, action: Action, context: DeployContext) -> DeployResult: ...
+
+
+@runtime_checkable
+class ValidatingDeployer(Protocol):
+    """Optional member of a :class:`Deployer`: ``validate``, called at plan time.
+
+    The core calls it (only when the deployer has it) once per service to be deployed, before
+    any lock or state write, with ``context.region`` the first region the service is planned in
+    and ``context.environment.regions`` every region it is planned in. ``context.parameters``
+    holds the resolved parameters; a value that is an output of a dependency deployed in the
+    same plan is :data:`mila.parameters.KNOWN_AFTER_APPLY`. ``context.report``/``log`` are
+    no-ops and no cloud call may be made: ``mila validate`` runs without credentials.
+
+    Return :class:`~mila.model.Finding` s: any ``error`` refuses the plan (exit 2), ``warning`` s
+    are shown. Raising :class:`~mila.errors.MilaError` counts as one error. The built-in
+    ``cloudformation``/``sam`` deployers parse the template, check that every template
+    parameter without a default has a value and none is unknown, and run cfn-lint.
+    """
+
+    def validate(self, action: Action, context: DeployContext) -> Sequence[Finding]: ...
 
 
 @dataclass(frozen=True, slots=True)

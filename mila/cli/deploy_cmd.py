@@ -45,6 +45,7 @@ from mila.orchestrator import (
     default_concurrency,
 )
 from mila.progress import ProgressView, use_live_view
+from mila.reasons import short as short_reason
 from mila.results import result_document, run_status
 from mila.scope import restrict_plan_file, select_regions
 
@@ -85,32 +86,56 @@ def render_header(console: Console, obj: CliContext, prepared: Prepared) -> None
     console.print(f"state        {project.state.location()}", markup=False)
 
 
-def render_plan(console: Console, prepared: Prepared) -> None:
+def render_plan(console: Console, prepared: Prepared, why: bool = False) -> None:
+    """The plan table (a short ``why`` column on a terminal); with ``why``, every reason of
+    every changing action below it."""
     plan = prepared.plan
     regions = list(plan.regions)
     for a in plan.actions:
         if a.region not in regions:
             regions.append(a.region)
     cells: dict[str, dict[str, ActionKind]] = {}
+    reasons: dict[str, tuple[str, ...]] = {}
     for a in plan.actions:
         cells.setdefault(a.service, {})[a.region] = a.kind
+        if a.kind.changes and a.service not in reasons:
+            reasons[a.service] = a.reasons
     table = Table(show_edge=False, header_style="bold", box=None, pad_edge=False)
     table.add_column("service")
     for r in regions:
         table.add_column(r)
+    short_column = console.is_terminal and not why
+    if short_column:
+        table.add_column("why", style="dim", overflow="ellipsis", no_wrap=True)
     for service in sorted(cells):
         row: list[Any] = [service]
         for r in regions:
             kind = cells[service].get(r)
             row.append(Text(kind.value, style=KIND_STYLE[kind]) if kind else Text("-", style="dim"))
+        if short_column:
+            row.append(Text(short_reason(reasons.get(service, ()))))
         table.add_row(*row)
     if plan.actions:
         console.print(table)
     else:
         console.print("nothing to plan: no service and no record in this scope")
+    if why:
+        render_reasons(console, prepared)
+    for warning in prepared.warnings:
+        console.print(f"warning: {warning}", markup=False, style="yellow")
     deploys = plan.count(ActionKind.FIRST_DEPLOY, ActionKind.DEPLOY)
     console.print(f"{deploys} to deploy, {plan.count(ActionKind.NO_CHANGES)} unchanged, "
                   f"{plan.count(ActionKind.DESTROY)} to destroy", markup=False)
+
+
+def render_reasons(console: Console, prepared: Prepared) -> None:
+    """Every reason of every changing action, one service and region at a time."""
+    for a in prepared.plan.actions:
+        if not a.kind.changes:
+            continue
+        console.print(f"{a.service} in {a.region}: {a.kind.value}", markup=False, style="bold")
+        for reason in a.reasons or (a.reason,):
+            console.print(f"  {reason}", markup=False)
 
 
 def confirm(prepared: Prepared, no_prompt: bool) -> bool:
@@ -229,11 +254,14 @@ def deploy_options(f: Any) -> Any:
               help="Save the plan to FILE for `mila apply FILE`, and exit.")
 @click.option("--disable-rollback", is_flag=True,
               help="Keep a failed stack as it is for debugging (no rollback).")
+@click.option("--why", is_flag=True,
+              help="Print every reason of every action below the plan (files, dependencies, "
+                   "parameters, outputs, versions…).")
 @pass_cli
 def deploy_command(obj: CliContext, environment: str, services: str | None, regions: str | None,
                    concurrency: int | None, no_prompt: bool, lock_timeout: int,
                    only_prompt: bool, detailed_exitcode: bool, force: bool, as_json: bool,
-                   plan_out: Path | None, disable_rollback: bool) -> None:
+                   plan_out: Path | None, disable_rollback: bool, why: bool) -> None:
     """Plan ENV from the code and the remote state, confirm, and deploy what changed."""
     project = obj.project()
     prepared = prepare(project, environment, only=parse_services(services), force=force,
@@ -243,7 +271,7 @@ def deploy_command(obj: CliContext, environment: str, services: str | None, regi
         click.echo(json.dumps(plan_to_json(prepared), indent=2))
     else:
         render_header(human, obj, prepared)
-        render_plan(human, prepared)
+        render_plan(human, prepared, why)
     if plan_out is not None:
         plan_out.write_text(json.dumps(plan_to_json(prepared), indent=2) + "\n")
         human.print(f"plan saved to {plan_out}; apply it with `mila apply {plan_out}`",
@@ -297,16 +325,21 @@ def apply_command(obj: CliContext, plan_file: Path, regions: str | None,
 @click.option("--plan-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Save the plan to FILE for `mila apply FILE`, and exit.")
 @json_result_option
+@click.option("--force", is_flag=True,
+              help="Remove even services whose outputs deployed services still consume.")
 @pass_cli
 def remove_command(obj: CliContext, environment: str, services: str | None, regions: str | None,
                    concurrency: int | None, no_prompt: bool, lock_timeout: int,
-                   plan_out: Path | None, as_json: bool) -> None:
+                   plan_out: Path | None, as_json: bool, force: bool) -> None:
     """Destroy deployed services of ENV (all, or -s a,b), in every region (or --region).
-    Alias: destroy."""
+    Alias: destroy.
+
+    Refuses (exit 2) to remove a service whose outputs other deployed services still read
+    through their parameters, unless they are removed too or --force is given."""
     project = obj.project()
     prepared = prepare_removal(project, environment, only=parse_services(services),
                                regions=select_regions(project.state.get_environment(environment),
-                                                      regions))
+                                                      regions), force=force)
     human = ui.make_console(stderr=as_json)
     render_header(human, obj, prepared)
     render_plan(human, prepared)

@@ -80,6 +80,8 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "plugins": ("mila.cli.plugins_cmd",),
     "release-lock": ("mila.cli.state_cmd",),
     "remove": ("mila.cli.deploy_cmd",),
+    "validate": ("mila.cli.plan_cmd",),
+    "why": ("mila.cli.plan_cmd",),
 }
 
 

@@ -36,7 +36,7 @@ from urllib.parse import quote
 
 from mila.config import ProjectConfig
 from mila.errors import ConfigError, DeployError, MilaError
-from mila.model import Action, DeployResult, Workspace
+from mila.model import Action, DeployResult, Finding, Workspace
 from mila.parameters import resolve_parameters
 from mila.protocols import BuildContext, DeployContext
 
@@ -104,6 +104,7 @@ class StackSettings:
     capabilities: tuple[str, ...] = CAPABILITIES
     tags: Mapping[str, str] = field(default_factory=dict)
     termination_protection: bool | None = None
+    lint_ignore: tuple[str, ...] = ()
 
     @classmethod
     def from_workspace(cls, ws: Workspace) -> StackSettings:
@@ -124,7 +125,11 @@ class StackSettings:
         if protection is not None and not isinstance(protection, bool):
             raise ConfigError(f"expected true or false, got {protection!r}", file=file,
                               key="service.termination_protection")
-        return cls(tuple(capabilities), dict(tags), protection)
+        ignore = settings.get("lint_ignore", [])
+        if not isinstance(ignore, list) or any(not isinstance(r, str) or not r for r in ignore):
+            raise ConfigError(f"expected a list of cfn-lint rule ids, got {ignore!r}", file=file,
+                              key="service.lint_ignore", hint='write it as lint_ignore = ["W2001"]')
+        return cls(tuple(capabilities), dict(tags), protection, tuple(ignore))
 
 
 # ----------------------------------------------------------------------------- one action
@@ -488,19 +493,35 @@ class StackDeployer:
         except ConfigError as exc:
             raise DeployError(exc.message, hint=exc.hint) from None
         values.update(context.parameters)
-        where = ws.config_file or f"{ws.path}/mila.toml"
-        unknown = sorted(set(values) - set(template.parameters))
-        if unknown:
-            declared = ", ".join(sorted(template.parameters)) or "none"
-            raise DeployError(f"{template.shown}: parameters {', '.join(unknown)} are set in "
-                              f"{where} but not declared in the template",
-                              hint=f"the template declares: {declared}")
-        missing = sorted(name for name, spec in template.parameters.items()
-                         if name not in values and not (isinstance(spec, dict) and "Default" in spec))
-        if missing:
-            raise DeployError(f"{template.shown}: parameters {', '.join(missing)} have no default "
-                              f"and no value", hint=f"set them in [service].parameters of {where}")
+        problems = parameter_problems(template, values, ws)
+        if problems:
+            message, hint = problems[0]
+            raise DeployError(message, hint=hint)
         return values
+
+    def validate(self, action: Action, context: DeployContext) -> list[Finding]:
+        """Plan-time checks, no AWS call: the template parses, the settings are valid, every
+        parameter the template needs has a value and none is unknown, and cfn-lint passes
+        (once per template, for every region the service is planned in)."""
+        ws = context.workspace
+        if ws is None:
+            return []
+        path = find_template(context.root / ws.path, ws.template)
+        if path is None:
+            wanted = ws.template or "template.yaml, template.yml or template.json"
+            return [Finding(f"no template found ({wanted})", file=ws.path)]
+        try:
+            template = load_template(path, context.root)
+            settings = StackSettings.from_workspace(ws)
+        except MilaError as exc:
+            return [Finding(str(exc))]
+        where = ws.config_file or f"{ws.path}/mila.toml"
+        findings = [Finding(f"{message} ({hint})", file=where, rule="parameters")
+                    for message, hint in parameter_problems(template, context.parameters, ws)]
+        from .lint import lint_template
+
+        return findings + lint_template(template, context.environment.regions,
+                                        settings.lint_ignore)
 
     def package(self, run: _Run, template: Template, account: str | None) -> str:
         """The template body to send, in canonical form (JSON, long-form intrinsics); packaged
@@ -746,6 +767,26 @@ class StackDeployer:
                                   "protection enabled; mila does not remove it") from None
             raise DeployError(f"stack {name} in {context.region}: {code}: {_message(exc)}",
                               details=repr(exc)) from None
+
+
+def parameter_problems(template: Template, values: Mapping[str, str],
+                       ws: Workspace) -> list[tuple[str, str]]:
+    """``(message, hint)`` for parameters set but not declared in the template, and for
+    template parameters with neither a default nor a value."""
+    where = ws.config_file or f"{ws.path}/mila.toml"
+    problems = []
+    unknown = sorted(set(values) - set(template.parameters))
+    if unknown:
+        declared = ", ".join(sorted(template.parameters)) or "none"
+        problems.append((f"{template.shown}: parameters {', '.join(unknown)} are set in "
+                         f"{where} but not declared in the template",
+                         f"the template declares: {declared}"))
+    missing = sorted(name for name, spec in template.parameters.items()
+                     if name not in values and not (isinstance(spec, dict) and "Default" in spec))
+    if missing:
+        problems.append((f"{template.shown}: parameters {', '.join(missing)} have no default "
+                         "and no value", f"set them in [service].parameters of {where}"))
+    return problems
 
 
 def _outputs(stack: Mapping[str, Any]) -> dict[str, str]:

@@ -9,7 +9,9 @@ Detection: a workspace with a ``template.yaml``/``template.yml``/``template.json
   ``CAPABILITY_IAM``, ``CAPABILITY_NAMED_IAM``, ``CAPABILITY_AUTO_EXPAND``);
 * ``tags`` — a table of stack tags, on top of ``mila:project``/``env``/``service``/``checksum``;
 * ``termination_protection`` — ``true`` turns the stack's termination protection on (and
-  ``mila remove`` then refuses to delete it), ``false`` turns it off.
+  ``mila remove`` then refuses to delete it), ``false`` turns it off;
+* ``lint_ignore`` — cfn-lint rules (ids or prefixes, ``["W2001", "W3"]``) not to report for
+  this service at plan time (see :mod:`.lint`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 #: goes into every service's checksum: a new version redeploys (kept here, not in deployer.py,
 #: so that registering the plugin imports neither the deployer, boto3 nor PyYAML)
 VERSION = "2"  # 2: functions are built (dependencies, workspace packages)
-CONFIG_KEYS = frozenset({"capabilities", "tags", "termination_protection"})
+CONFIG_KEYS = frozenset({"capabilities", "tags", "termination_protection", "lint_ignore"})
 TEMPLATE_NAMES = ("template.yaml", "template.yml", "template.json")
 SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
 

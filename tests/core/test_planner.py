@@ -110,10 +110,38 @@ def test_edges_follow_dependencies_in_the_same_region_and_destroys_come_last() -
     plan = plan_deployment(ENV, services, sums(services), records)
     assert plan.edges[("api", "eu-west-1")] == (("shared", "eu-west-1"),)
     assert plan.edges[("shared", "us-east-1")] == ()
-    deploys = {a.key for a in plan.actions if a.kind is not ActionKind.DESTROY}
-    assert set(plan.edges[("old", "eu-west-1")]) == deploys
+    # a destroy waits for its own dependents only: none for "old", unrelated deploys run freely
+    assert plan.edges[("old", "eu-west-1")] == ()
     # "old" depended on "older": it is destroyed first
-    assert ("old", "eu-west-1") in plan.edges[("older", "eu-west-1")]
+    assert plan.edges[("older", "eu-west-1")] == (("old", "eu-west-1"),)
+
+
+def test_a_destroy_waits_for_the_deploy_of_a_former_dependent_in_its_region_only() -> None:
+    services = [svc("api"), svc("web")]
+    records = [rec("api", r, "old", deps=("legacy",)) for r in ENV.regions] + \
+        [rec("legacy", r, "x") for r in ENV.regions]
+    plan = plan_deployment(ENV, services, sums(services), records)
+    for region in ENV.regions:
+        assert plan.edges[("legacy", region)] == (("api", region),)
+
+
+def test_a_consumer_of_a_first_deploy_is_redeployed_outputs_known_after_apply() -> None:
+    services = [svc("queue"), svc("topic", deps=("queue",)), svc("other", deps=("queue",))]
+    records = [rec("topic", r, "c1") for r in ENV.regions] + \
+        [rec("other", r, "c1") for r in ENV.regions]
+    plan = plan_deployment(ENV, services, sums(services), records,
+                           consumes={"topic": {"queue"}})
+    topic = next(a for a in plan.actions if a.key == ("topic", "eu-west-1"))
+    assert topic.kind is ActionKind.DEPLOY and topic.reason == "outputs of queue known after apply"
+    assert plan.edges[("topic", "eu-west-1")] == (("queue", "eu-west-1"),)
+    assert kinds(plan)[("other", "eu-west-1")] is ActionKind.NO_CHANGES  # consumes nothing
+
+
+def test_scope_restricts_services_with_their_own_regions_too() -> None:
+    services = [svc("api"), svc("pinned", regions=("eu-west-1",))]
+    records = [rec("api", "eu-west-1", "c1"), rec("pinned", "eu-west-1", "c1")]
+    plan = plan_deployment(ENV, services, sums(services), records, scope={"us-east-1"})
+    assert kinds(plan) == {("api", "us-east-1"): ActionKind.FIRST_DEPLOY}
 
 
 def test_no_changes_rows_have_no_edges_and_do_not_block() -> None:

@@ -87,15 +87,18 @@ def test_deploy_records_outputs_and_feeds_dependents(shop: Any, run_mila: Any) -
     assert r.exit_code == 0, r.output
 
 
-def test_syntax_error_fails_the_action_and_leaves_aws_alone(shop: Any, run_mila: Any) -> None:
+def test_syntax_error_refuses_the_plan_and_leaves_aws_and_state_alone(shop: Any,
+                                                                       run_mila: Any) -> None:
     assert run_mila("deploy", "-e", "dev", "--no-prompt").exit_code == 0
     before = cfn("eu-west-1").describe_stacks(StackName="shop-api-dev")["Stacks"][0]
+    described = run_mila("envs", "describe", "dev", "--json").stdout
     shop.write("services/api/template.yaml", API.replace("      Type: String\n      Value",
                                                          "      Type: String\n     Value"))
     shop.commit_all("broken")
     r = run_mila("deploy", "-e", "dev", "--no-prompt")
-    assert r.exit_code == 1
+    assert r.exit_code == 2  # refused at plan time: nothing locked, recorded or sent
     assert "services/api/template.yaml, line 12" in r.output
+    assert run_mila("envs", "describe", "dev", "--json").stdout == described
     after = cfn("eu-west-1").describe_stacks(StackName="shop-api-dev")["Stacks"][0]
     assert after.get("LastUpdatedTime") == before.get("LastUpdatedTime")
     assert after["StackStatus"] == before["StackStatus"]

@@ -167,7 +167,8 @@ def test_detection_sam_before_cloudformation(tmp_path: Path) -> None:
     assert [types["sam"].detect(p) for p in (sam, sam_list, plain, broken_sam, nothing)] == \
         [True, True, False, True, False]
     assert [types["cloudformation"].detect(p) for p in (sam, plain, nothing)] == [True, True, False]
-    assert types["sam"].config_keys == {"capabilities", "tags", "termination_protection"}
+    assert types["sam"].config_keys == {"capabilities", "tags", "termination_protection",
+                                        "lint_ignore"}
     assert not is_sam_template(tmp_path / "missing.yaml")
 
 

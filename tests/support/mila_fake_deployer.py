@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from mila import hookimpl
@@ -79,9 +80,12 @@ class FakeDeployer:
             self._record(context, {"op": "deploy", "service": action.service, "region": action.region,
                                    "start": start, "end": time.time(), "ok": False})
             raise DeployError(f"{action.service} refused to deploy", details="fake failure log line")
-        outputs = {"Url": f"https://{action.service}.{action.region}.example",
-                   **{f"Param{k}": v for k, v in context.parameters.items()}}
         path = stack_file(context.root, action.region, stack)
+        # like a physical id: kept by updates, new when the stack is created again
+        previous = json.loads(path.read_text())["outputs"].get("Id") if path.exists() else None
+        outputs = {"Url": f"https://{action.service}.{action.region}.example",
+                   "Id": previous or uuid.uuid4().hex,
+                   **{f"Param{k}": v for k, v in context.parameters.items()}}
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"checksum": action.checksum, "outputs": outputs}))
         if context.log:
