@@ -105,16 +105,22 @@ def _validate_service(project: Project, plan: Plan, environment: Environment,
     ws = project.graph.workspaces.get(actions[0].service)
     if ws is None:
         return []
+    from mila.variables import MILA_VARIABLES, load_variables
+
     problems: list[Problem] = []
     resolved: dict[str, str] | None = None
     dependency_outputs: dict[str, Mapping[str, str]] = {}
+    # ${env:NAME} of the service's environment files: their values (secrets maybe) are read
+    # at deploy time only; the plan checked the files and references already
+    names = [*load_variables(project.root, ws.path, environment.name), *MILA_VARIABLES]
+    variables = {name: f"(variable {name})" for name in names}
     for action in actions:
         outputs, pending = planned_outputs(project, plan, records, ws.name, action.region,
                                            known_outputs=known_outputs)
         try:
             values = resolve_parameters(ws.parameters, service=ws.name,
                                         environment=environment.name, region=action.region,
-                                        outputs=outputs, pending=pending)
+                                        outputs=outputs, pending=pending, variables=variables)
         except MilaError as exc:
             problems.append(Problem(ws.name, action.region, Finding(
                 exc.message + (f" ({exc.hint})" if exc.hint else ""), file=ws.config_file,

@@ -15,7 +15,7 @@ from mila_fake_deployer import calls, stack_file
 def pubsub(project, run_mila, monkeypatch):
     monkeypatch.setenv("MILA_PLUGINS", "mila_fake_deployer")
     project.root_config(workspaces=["services/*"])
-    project.service("sqs-queue", 'deployer = "fake"\n')
+    project.service("sqs-queue", 'deployer = "fake"\nids = true\n')
     project.service("sns-topic", 'deployer = "fake"\ndepends_on = ["sqs-queue"]\n'
                                  'parameters = { Queue = "${sqs-queue.Id}" }\n')
     project.commit_all()

@@ -381,7 +381,8 @@ def test_a_local_only_plan_asks_for_no_cloud_identity(project, run_mila, monkeyp
     assert r.exit_code == 0, r.output
     assert "none needed" in r.output
     assert not probe.exists()
-    project.write("services/api/template.yaml", "Resources: {}\n")
+    project.write("services/api/template.yaml",
+                  "Resources:\n  Topic:\n    Type: AWS::SNS::Topic\n")
     project.commit_all()
     r = run_mila("deploy", "-e", "dev", "--only-prompt")
     assert r.exit_code == 0, r.output

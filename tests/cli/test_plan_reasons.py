@@ -85,7 +85,7 @@ def test_deployer_version_change(shop, run_mila, monkeypatch) -> None:
     @hookimpl
     def mila_deployers():
         return [DeployerType("fake", create=lambda config: mila_fake_deployer.FakeDeployer(),
-                             version="2", config_keys=frozenset({"fail", "sleep"}))]
+                             version="2", config_keys=frozenset({"fail", "sleep", "warn", "ids"}))]
 
     monkeypatch.setattr(mila_fake_deployer, "mila_deployers", mila_deployers)
     assert reasons(run_mila) == {"api": ["dependency shared changed",

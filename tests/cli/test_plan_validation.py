@@ -60,7 +60,7 @@ def test_a_typo_in_an_output_name_is_refused_at_plan_time(shop, run_mila) -> Non
     set_api_parameters(shop, 'Topic = "${shared.Urll}"')
     r = refused(run_mila, "deploy", "-e", "dev", "--only-prompt",
                 match="'shared' has no output 'Urll' in eu-west-1")
-    assert "services/api/mila.toml" in r.output and "its outputs are: Id, Url" in r.output
+    assert "services/api/mila.toml" in r.output and "its outputs are: Url" in r.output
     refused(run_mila, "deploy", "-e", "dev", "--no-prompt", match="has no output 'Urll'")
 
 

@@ -3,9 +3,10 @@
 Registered through ``MILA_PLUGINS=mila_fake_deployer`` (``tests/support`` is on sys.path), the
 way a user adds a local plugin module. Service keys: ``fail = true`` (or a file ``FAIL`` in the
 workspace) makes deploys fail; ``sleep = seconds`` slows them; ``warn = "text"`` logs a
-warning. It has a build phase: a file
-``BUILD_FAIL`` in the workspace makes the build fail; each build is appended to
-``.fake-cloud/builds.jsonl``. Every call is appended to
+warning. Outputs: ``Url``, ``Param<name>`` for each parameter, and with ``ids = true`` an
+``Id`` (new each time the stack is created, kept by updates, like a physical id). It has a
+build phase: a file ``BUILD_FAIL`` in the workspace makes the build fail; each build is
+appended to ``.fake-cloud/builds.jsonl``. Every call is appended to
 ``.fake-cloud/calls.jsonl`` with start/end times, so tests can check order and concurrency.
 """
 
@@ -84,7 +85,7 @@ class FakeDeployer:
         # like a physical id: kept by updates, new when the stack is created again
         previous = json.loads(path.read_text())["outputs"].get("Id") if path.exists() else None
         outputs = {"Url": f"https://{action.service}.{action.region}.example",
-                   "Id": previous or uuid.uuid4().hex,
+                   **({"Id": previous or uuid.uuid4().hex} if ws.settings.get("ids") else {}),
                    **{f"Param{k}": v for k, v in context.parameters.items()}}
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"checksum": action.checksum, "outputs": outputs}))
@@ -110,4 +111,4 @@ class FakeDeployer:
 @hookimpl
 def mila_deployers() -> list[DeployerType]:
     return [DeployerType("fake", create=lambda config: FakeDeployer(), version="1",
-                         config_keys=frozenset({"fail", "sleep", "warn"}))]
+                         config_keys=frozenset({"fail", "sleep", "warn", "ids"}))]
