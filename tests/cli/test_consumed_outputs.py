@@ -26,7 +26,7 @@ def pubsub(project, run_mila, monkeypatch):
 
 
 def plan(run_mila) -> dict[str, tuple[str, list[str]]]:
-    r = run_mila("deploy", "-e", "dev", "--json")
+    r = run_mila("deploy", "-e", "dev", "--json", "--only-prompt")
     assert r.exit_code == 0, r.output
     return {a["service"]: (a["action"], a["reasons"]) for a in json.loads(r.stdout)["actions"]}
 

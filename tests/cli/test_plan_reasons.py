@@ -30,7 +30,7 @@ def shop(project, run_mila, monkeypatch):
 
 
 def reasons(run_mila, *args: str) -> dict[str, list[str]]:
-    r = run_mila("deploy", "-e", "dev", "--json", *args)
+    r = run_mila("deploy", "-e", "dev", "--json", "--only-prompt", *args)
     assert r.exit_code == 0, r.output
     return {a["service"]: a["reasons"] for a in json.loads(r.stdout)["actions"]
             if a["action"] != "no_changes"}
@@ -73,11 +73,11 @@ def test_forced_failed_and_region_added(shop, run_mila) -> None:
         got["shared"] == ["last action failed: shared refused to deploy"]
 
     load_project(shop.root).state.set_regions("dev", ["eu-west-1", "us-east-1"])
-    r = run_mila("deploy", "-e", "dev", "--json")
+    r = run_mila("deploy", "-e", "dev", "--json", "--only-prompt")
     by_key = {(a["service"], a["region"]): a["reasons"] for a in json.loads(r.stdout)["actions"]}
     assert by_key[("api", "us-east-1")] == ["region us-east-1 added (deployed in eu-west-1)"]
     # -s api alone cannot work there: shared, whose output it reads, is not deployed there
-    r = run_mila("deploy", "-e", "dev", "--json", "-s", "api")
+    r = run_mila("deploy", "-e", "dev", "--json", "--only-prompt", "-s", "api")
     assert r.exit_code == 2 and "not a deployed dependency in us-east-1" in r.output
 
 
