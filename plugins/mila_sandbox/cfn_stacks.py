@@ -23,7 +23,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mila_sandbox import cfn_capabilities, cfn_failures, cfn_outputs, cfn_transforms, sam_transform
+from mila_sandbox import (
+    cfn_capabilities,
+    cfn_failures,
+    cfn_outputs,
+    cfn_transforms,
+    cfn_validation,
+    sam_transform,
+)
 from mila_sandbox.cfn_events import operating_on, stack_event
 
 #: states a stack can be updated from (the *_FAILED ones: after a failure with rollback disabled)
@@ -127,6 +134,7 @@ def prepare(response: Any, stack_name: str, original: str, parameters: dict[str,
     if transformed:
         template = sam_transform.expand(template, parameters, response.region,
                                         response.current_account, stack_name)
+    cfn_validation.check_format(template, response.region)
     capabilities = response._get_param("Capabilities", []) or []
     cfn_capabilities.check(template, capabilities, transformed=transformed or included,
                            change_set=change_set)

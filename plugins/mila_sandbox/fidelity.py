@@ -22,6 +22,7 @@ FIXES: tuple[str, ...] = (
     "cfn_ssm_names",
     "cfn_parameter_updates",
     "cfn_updates",       # before cfn_events, which wraps what it installs
+    "cfn_validation",    # the same
     "cfn_events",
     "cfn_outputs",
     "cfn_capabilities",

@@ -267,3 +267,68 @@ def test_a_failure_inside_the_sandbox_is_one_readable_error(
                                        "orders, resource Table (AWS::DynamoDB::Table): "
                                        "KeyError: 'KeySchema'")
     assert "\n" not in error["Message"]
+
+
+TABLE = {"Type": "AWS::DynamoDB::Table", "Properties": {
+    "BillingMode": "PAY_PER_REQUEST",
+    "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]}}
+
+
+@pytest.mark.parametrize(("resources", "message"), [
+    ({"Foo": {"Type": "AWS::Foo::Bar"}},
+     "Template format error: Unrecognized resource types: [AWS::Foo::Bar]"),
+    ({"Table": TABLE | {"DependsOn": "Missing"}},
+     "Template format error: Unresolved resource dependencies [Missing] in the Resources "
+     "block of the template"),
+    ({"Table": TABLE | {"Properties2": {}}},
+     "Template format error: Invalid template resource property 'Properties2'"),
+    ({"Table": TABLE, "Copy": {"Type": "AWS::SSM::Parameter", "Properties": {
+        "Type": "String", "Value": {"Ref": "Nope"}}}},
+     "Template format error: Unresolved resource dependencies [Nope] in the Resources block "
+     "of the template"),
+])
+def test_malformed_templates_are_refused_at_the_call(plain: SandboxHandle, sandbox: SandboxHandle,
+                                                     resources: dict[str, Any],
+                                                     message: str) -> None:
+    template = {"Resources": resources}
+    cfn = sandbox.client("cloudformation")
+    for call in (lambda: cfn.create_change_set(StackName="bad", ChangeSetName="c",
+                                               ChangeSetType="CREATE",
+                                               TemplateBody=json.dumps(template)),
+                 lambda: cfn.create_stack(StackName="bad", TemplateBody=json.dumps(template))):
+        from botocore.exceptions import ClientError
+
+        with pytest.raises(ClientError) as caught:
+            call()
+        assert caught.value.response["Error"]["Code"] == "ValidationError"
+        assert caught.value.response["Error"]["Message"] == message
+    assert cfn.list_stacks()["StackSummaries"] == []
+    if "Ref" not in json.dumps(resources):  # plain moto takes the rest
+        assert outcome(lambda: deploy(plain, "bad", template, "CREATE")["StackStatus"]) == \
+            "CREATE_COMPLETE"
+
+
+def test_schema_invalid_properties_fail_the_resource(plain: SandboxHandle,
+                                                     sandbox: SandboxHandle) -> None:
+    bad_table = json.loads(json.dumps(TABLE))
+    bad_table["Properties"]["KeySchema"] = []
+    template = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}, "Table": bad_table}}
+    assert deploy(plain, "tables", template, "CREATE")["StackStatus"] == "CREATE_COMPLETE"
+    assert deploy(sandbox, "tables", template, "CREATE")["StackStatus"] == "ROLLBACK_COMPLETE"
+    events = sandbox.client("cloudformation").describe_stack_events(StackName="tables")
+    (failed,) = [e for e in events["StackEvents"] if e["ResourceStatus"] == "CREATE_FAILED"]
+    assert failed["LogicalResourceId"] == "Table"
+    assert failed["ResourceStatusReason"].startswith(
+        "Properties validation failed for resource Table with message: [#/KeySchema: ")
+    # on update: a property the type does not have
+    good = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}, "Table": TABLE}}
+    deploy(sandbox, "fixed", good, "CREATE")
+    worse = json.loads(json.dumps(good))
+    worse["Resources"]["Queue"]["Properties"] = {"VisibilityTimeout": 30, "Colour": "blue"}
+    updated = deploy(sandbox, "fixed", worse, "UPDATE", name="worse")
+    assert updated["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
+    reasons = [e.get("ResourceStatusReason", "") for e in sandbox.client("cloudformation")
+               .describe_stack_events(StackName="fixed")["StackEvents"]
+               if e["ResourceStatus"] == "UPDATE_FAILED"]
+    assert any("'Colour' was unexpected" in r for r in reasons), reasons
