@@ -43,7 +43,7 @@ def workspace_packages(project: Project, ws: Workspace) -> dict[str, str]:
 def build_service(project: Project, ws: Workspace, *,
                   report: Callable[[str, str], None] = lambda phase, message: None,
                   log: TextIO | None = None, cancel: threading.Event | None = None) -> bool:
-    """Build ``ws`` with its deployer; ``False`` when the deployer has no build phase."""
+    """Build ``ws`` with its deployer; ``False`` when there was nothing to build."""
     if ws.deployer is None:
         return False
     deployer = project.deployer(ws.deployer)
@@ -52,8 +52,7 @@ def build_service(project: Project, ws: Workspace, *,
     context = BuildContext(root=project.root, cache=build_cache_dir(project),
                            packages=frozen_mapping(workspace_packages(project, ws)),
                            report=report, log=log, cancel=cancel or threading.Event())
-    deployer.build(ws, context)
-    return True
+    return deployer.build(ws, context) is not False
 
 
 def build(project: Project, only: Collection[str] | None, concurrency: int,

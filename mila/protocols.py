@@ -264,11 +264,12 @@ class Builder(Protocol):
     dependencies installed, its workspace packages bundled — and keeps the result in
     ``context.cache``, so that ``deploy`` finds it there. The core runs it for every changing
     action before any lock is taken or state written (a failure fails that action and skips
-    its dependents), and alone with ``mila build``. Raise :class:`DeployError` on failure;
-    report progress through ``context.report``; never print.
+    its dependents), and alone with ``mila build``. Return ``False`` when the service has
+    nothing to build (``None`` or ``True``: it was built). Raise :class:`DeployError` on
+    failure; report progress through ``context.report``; never print.
     """
 
-    def build(self, workspace: Workspace, context: BuildContext) -> None: ...
+    def build(self, workspace: Workspace, context: BuildContext) -> bool | None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,9 @@
 a local ``CodeUri`` (``Globals`` honoured) whose runtime is Python (always: its workspace
 packages must reach it), Node.js with a ``package.json``, or any with ``Metadata.BuildMethod``;
 and every ``AWS::Serverless::LayerVersion`` with ``Metadata.BuildMethod``. ``Architectures``
-(``x86_64``/``arm64``) and ``Metadata.BuildProperties`` are passed on.
+(``x86_64``/``arm64``) and ``Metadata.BuildProperties`` are passed on. As ``sam build`` does,
+an ``AWS::Lambda::Function`` whose ``Code`` is a local folder is built the same way, and an
+``AWS::Lambda::LayerVersion`` with ``Metadata.BuildMethod``.
 
 :func:`build_target` runs the build with ``aws-lambda-builders`` — the library ``sam build``
 uses (``pip install 'mila[build]'``; imported only when a build runs): Python with pip, Node.js
@@ -52,6 +54,7 @@ BUILD_FORMAT = "1"
 DEFAULT_CACHE_MB = 2048
 Log = Callable[[str], None]
 _ARCHITECTURES = ("x86_64", "arm64")
+_LAYERS = {"AWS::Serverless::LayerVersion": "ContentUri", "AWS::Lambda::LayerVersion": "Content"}
 _PIP_ARCH = {"x86_64": "x86_64", "arm64": "aarch64"}
 
 
@@ -70,10 +73,12 @@ class BuildTarget:
     architecture: str = "x86_64"
     properties: Mapping[str, Any] = field(default_factory=dict)
     layer: bool = False
+    #: the property that names the source folder and, once built, the artifact
+    code_property: str = "CodeUri"
 
     @property
     def where(self) -> str:
-        return f"{self.resource}.{'ContentUri' if self.layer else 'CodeUri'}"
+        return f"{self.resource}.{self.code_property}"
 
     @property
     def python(self) -> bool:
@@ -95,10 +100,15 @@ def build_targets(body: Mapping[str, Any], folder: Path) -> list[BuildTarget]:
         metadata = resource.get("Metadata") if isinstance(resource.get("Metadata"), dict) else {}
         method = metadata.get("BuildMethod")
         build_props = metadata.get("BuildProperties") or {}
-        if resource.get("Type") == "AWS::Serverless::Function":
+        kind = resource.get("Type")
+        if kind == "AWS::Serverless::Function":
             target = _function_target(name, {**glob, **props}, folder, method, build_props)
-        elif resource.get("Type") == "AWS::Serverless::LayerVersion" and isinstance(method, str):
-            target = _layer_target(name, props, folder, method, build_props)
+        elif kind == "AWS::Lambda::Function" and isinstance(props.get("Code"), str):
+            # as `sam build` does: a plain Lambda function whose Code is a local folder
+            target = _function_target(name, {**props, "CodeUri": props["Code"]}, folder, method,
+                                      build_props, code_property="Code")
+        elif kind in _LAYERS and isinstance(method, str):
+            target = _layer_target(name, props, folder, method, build_props, _LAYERS[kind])
         else:
             target = None
         if target is not None:
@@ -107,7 +117,7 @@ def build_targets(body: Mapping[str, Any], folder: Path) -> list[BuildTarget]:
 
 
 def _function_target(name: str, props: Mapping[str, Any], folder: Path, method: Any,
-                     build_props: Any) -> BuildTarget | None:
+                     build_props: Any, code_property: str = "CodeUri") -> BuildTarget | None:
     code = props.get("CodeUri", ".")
     runtime = props.get("Runtime")
     if props.get("PackageType") == "Image" or "InlineCode" in props or not isinstance(code, str) \
@@ -123,12 +133,13 @@ def _function_target(name: str, props: Mapping[str, Any], folder: Path, method: 
     architectures = props.get("Architectures") or ["x86_64"]
     arch = architectures[0] if isinstance(architectures, list) and architectures else "x86_64"
     return BuildTarget(name, source, runtime, method, str(arch),
-                       dict(build_props) if isinstance(build_props, dict) else {})
+                       dict(build_props) if isinstance(build_props, dict) else {},
+                       code_property=code_property)
 
 
 def _layer_target(name: str, props: Mapping[str, Any], folder: Path, method: str,
-                  build_props: Any) -> BuildTarget | None:
-    content = props.get("ContentUri", ".")
+                  build_props: Any, code_property: str) -> BuildTarget | None:
+    content = props.get(code_property, ".")
     if not isinstance(content, str) or "://" in content:
         return None
     architectures = props.get("CompatibleArchitectures") or ["x86_64"]
@@ -136,7 +147,8 @@ def _layer_target(name: str, props: Mapping[str, Any], folder: Path, method: str
     runtimes = props.get("CompatibleRuntimes") or []
     runtime = method if method != "makefile" else (runtimes[0] if runtimes else "provided.al2")
     return BuildTarget(name, folder / content, str(runtime), method, str(arch),
-                       dict(build_props) if isinstance(build_props, dict) else {}, layer=True)
+                       dict(build_props) if isinstance(build_props, dict) else {}, layer=True,
+                       code_property=code_property)
 
 
 # ----------------------------------------------------------------------------- cache keys
@@ -431,5 +443,5 @@ def built_template(body: Mapping[str, Any], folder: Path, root: Path, packages: 
     copy: dict[str, Any] = json.loads(json.dumps(body))
     for target in targets:
         props = copy["Resources"][target.resource].setdefault("Properties", {})
-        props["ContentUri" if target.layer else "CodeUri"] = str(built[target.resource])
+        props[target.code_property] = str(built[target.resource])
     return copy

@@ -401,12 +401,17 @@ class StackDeployer:
 
     # -- build
 
-    def build(self, workspace: Workspace, context: BuildContext) -> None:
-        """Build the template's functions and layers (see :mod:`.build`) into the cache."""
+    def build(self, workspace: Workspace, context: BuildContext) -> bool:
+        """Build the template's functions and layers (see :mod:`.build`) into the cache;
+        ``False`` when it has nothing to build."""
+        from .build import build_targets
+
         path = find_template(context.root / workspace.path, workspace.template)
         if path is None:  # a front-end synthesizes it at deploy time, and builds it then
-            return
+            return False
         template = load_template(path, context.root)
+        if not build_targets(template.body, template.path.parent):
+            return False
 
         def log(line: str) -> None:
             if context.log is not None:
@@ -415,6 +420,7 @@ class StackDeployer:
 
         context.report("building", "")
         self.built(template, context.root, context.packages, context.cache, log)
+        return True
 
     def built(self, template: Template, root: Path, packages: Mapping[str, str], cache: Path,
               log: Callable[[str], None]) -> Template:

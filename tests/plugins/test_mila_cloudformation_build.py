@@ -60,6 +60,12 @@ Resources:
   PlainLayer:
     Type: AWS::Serverless::LayerVersion
     Properties: {ContentUri: layer2}
+  Plain:
+    Type: AWS::Lambda::Function
+    Properties: {Code: plainpy, Handler: a.h, Runtime: python3.12, Role: r}
+  PlainS3:
+    Type: AWS::Lambda::Function
+    Properties: {Code: {S3Bucket: b, S3Key: k}, Handler: a.h, Runtime: python3.12, Role: r}
 """
 
 
@@ -67,7 +73,8 @@ def test_build_targets_follow_sam_build(tmp_path) -> None:
     (tmp_path / "node").mkdir()
     (tmp_path / "node/package.json").write_text("{}")
     targets = {t.resource: t for t in build_targets(parse_text(TEMPLATE, "t"), tmp_path)}
-    assert set(targets) == {"Py", "Node", "Bundled", "Layer"}
+    assert set(targets) == {"Py", "Node", "Bundled", "Layer", "Plain"}
+    assert targets["Plain"].where == "Plain.Code" and targets["Plain"].architecture == "x86_64"
     py = targets["Py"]
     assert (py.runtime, py.method, py.architecture, py.source) == \
         ("python3.12", "python3.12", "arm64", tmp_path / "py")  # Globals honoured
