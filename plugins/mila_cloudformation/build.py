@@ -124,6 +124,8 @@ def _function_target(name: str, props: Mapping[str, Any], folder: Path, method: 
             or "://" in code or not isinstance(runtime, str):
         return None
     source = folder / code
+    if not source.is_dir():  # a single file is zipped as it is; a missing one, the packager reports
+        return None
     if not isinstance(method, str):
         node = runtime.startswith("nodejs") and (source / "package.json").is_file()
         if runtime.startswith("python") or node:
@@ -140,7 +142,7 @@ def _function_target(name: str, props: Mapping[str, Any], folder: Path, method: 
 def _layer_target(name: str, props: Mapping[str, Any], folder: Path, method: str,
                   build_props: Any, code_property: str) -> BuildTarget | None:
     content = props.get(code_property, ".")
-    if not isinstance(content, str) or "://" in content:
+    if not isinstance(content, str) or "://" in content or not (folder / content).is_dir():
         return None
     architectures = props.get("CompatibleArchitectures") or ["x86_64"]
     arch = architectures[0] if isinstance(architectures, list) and architectures else "x86_64"

@@ -70,9 +70,12 @@ Resources:
 
 
 def test_build_targets_follow_sam_build(tmp_path) -> None:
-    (tmp_path / "node").mkdir()
+    for folder in ("py", "node", "plain", "ts", "layer", "layer2", "plainpy"):
+        (tmp_path / folder).mkdir()
     (tmp_path / "node/package.json").write_text("{}")
     targets = {t.resource: t for t in build_targets(parse_text(TEMPLATE, "t"), tmp_path)}
+    (tmp_path / "plainpy").rmdir()  # a missing folder is not built: the packager names it
+    assert "Plain" not in {t.resource for t in build_targets(parse_text(TEMPLATE, "t"), tmp_path)}
     assert set(targets) == {"Py", "Node", "Bundled", "Layer", "Plain"}
     assert targets["Plain"].where == "Plain.Code" and targets["Plain"].architecture == "x86_64"
     py = targets["Py"]
