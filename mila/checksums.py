@@ -34,9 +34,9 @@ consumes (``${service.Output}`` parameters; none consumed: unchanged). Input
 values are hashed, never kept. The *manifest* kept with each checksum holds these parts, so
 :func:`explain` can say which files, dependencies, settings or inputs changed.
 
-Globs (``src`` keys) are relative to their folder: ``*`` and ``?`` stay within one path
-segment, ``**`` spans any number of them, and a pattern that names a folder takes everything
-below it (``src = ["src", "template.yaml"]``).
+Globs (``src`` keys; git's wildmatch, matched by ``pathspec``) are relative to their folder:
+``*`` and ``?`` stay within one path segment, ``**`` spans any number of them, and a pattern that
+names a folder takes everything below it (``src = ["src", "template.yaml"]``).
 """
 
 from __future__ import annotations
@@ -52,7 +52,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from mila.errors import ConfigError, MilaError
-from mila.globs import segments_regex
 from mila.model import Workspace, frozen_mapping
 
 if TYPE_CHECKING:
@@ -110,13 +109,20 @@ def sha256_hex(data: bytes) -> str:
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
-def glob_regex(pattern: str) -> str:
-    """A regex (without anchors) for one ``src`` glob, matching a path or any folder above it."""
-    pattern = pattern.strip()
-    while pattern.startswith("./"):
-        pattern = pattern[2:]
-    parts = [p for p in pattern.strip("/").split("/") if p not in ("", ".")]
-    return "(?:" + segments_regex(parts) + ")(?:/.*)?"
+def src_spec(patterns: Sequence[str]) -> Any:
+    """The ``pathspec`` matcher of ``src`` globs: git's wildmatch (``gitignore`` patterns),
+    each anchored at the folder, so ``*.py`` takes the folder's own files only and a leading
+    ``!`` or ``#`` is a plain character; a pattern naming a folder takes everything below it."""
+    import pathspec  # only when a src glob has wildcards
+
+    lines = []
+    for pattern in patterns:
+        name = pattern.strip()
+        while name.startswith("./"):
+            name = name[2:]
+        name = "/" + name.strip("/")
+        lines += [name, name + "/**"]  # the path, or a folder and everything below it
+    return pathspec.PathSpec.from_lines("gitignore", lines)
 
 
 def select_files(paths: Sequence[str], patterns: Sequence[str]) -> list[str]:
@@ -141,8 +147,7 @@ def select_files(paths: Sequence[str], patterns: Sequence[str]) -> list[str]:
             chosen.add(name)
         chosen.update(_under(paths, name + "/"))
     if wild:
-        regex = re.compile("|".join(glob_regex(p) for p in wild))
-        chosen.update(p for p in paths if regex.fullmatch(p))
+        chosen.update(src_spec(wild).match_files(paths))
     return sorted(chosen)
 
 

@@ -1,25 +1,23 @@
-"""The ``fs`` hasher: a plain walk of the project folder, for projects outside a git work tree.
-
-It gives the same digests the ``git`` hasher gives for the same content (git blob ids), and
-honours the ``.gitignore`` files it finds with git's rules for the common forms (``#`` comments,
-``!`` negation, a leading or inner ``/`` anchoring to the file's folder, a trailing ``/`` for
-folders only, ``*``, ``?``, ``[...]`` and ``**``). Unlike git it does not read the global
-excludes file or ``.git/info/exclude`` (there is no repository). ``.git`` and ``.mila`` folders
-are never walked; a nested repository counts as its checked-out commit, as in git. Each file is
-read once; later runs take unchanged files' digests from the cache. Digests are file identities
-(content, executable bit, symlinks with what they reach): see :mod:`mila_git.blobs`.
+"""The ``fs`` hasher: a plain walk of the project folder, for projects outside a git work tree. It
+gives the same digests the ``git`` hasher gives for the same content (file identities), and
+honours the ``.gitignore`` files it finds with git's rules (``pathspec``'s ``GitIgnoreSpec``).
+Unlike git it does not read the global excludes file or ``.git/info/exclude`` (there is no
+repository). ``.git`` and ``.mila`` folders are never walked; a nested repository counts as its
+checked-out commit, as in git. Each file is read once; later runs take unchanged files' digests
+from the cache. Digests are file identities (content, executable bit, symlinks with what they
+reach): see :mod:`mila_git.blobs`.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mila.globs import segments_regex
+import pathspec
+
 from mila_git.blobs import (
     DigestCache,
     file_blob_id,
@@ -32,50 +30,27 @@ from mila_git.links import raw_link_digest, resolve_links
 
 
 @dataclass(frozen=True, slots=True)
-class IgnoreRule:
-    base: str  # folder of the .gitignore, relative to the root ("" or "a/b/")
-    regex: re.Pattern[str]
-    negate: bool
-    dir_only: bool
-    anchored: bool  # matched against the path below base, else against the name alone
+class IgnoreRules:
+    """The rules of one ``.gitignore``: ``base`` is its folder relative to the root (``""`` or
+    ``"a/b/"``), ``spec`` its patterns as ``pathspec``'s ``GitIgnoreSpec`` (git's own rules)."""
+
+    base: str
+    spec: pathspec.GitIgnoreSpec
 
 
-def _pattern_regex(pattern: str) -> str:
-    return segments_regex(pattern.split("/"))
+def parse_gitignore(text: str, base: str) -> IgnoreRules:
+    return IgnoreRules(base, pathspec.GitIgnoreSpec.from_lines(text.splitlines()))
 
 
-def parse_gitignore(text: str, base: str) -> list[IgnoreRule]:
-    rules = []
-    for raw in text.splitlines():
-        line = raw.rstrip()
-        if raw.endswith("\\ "):
-            line += " "
-        if not line or line.startswith("#"):
-            continue
-        negate = line.startswith("!")
-        if negate or line.startswith("\\"):  # "\#" and "\!" escape a leading # or !
-            line = line[1:]
-        dir_only = line.endswith("/")
-        line = line.rstrip("/")
-        if not line:
-            continue
-        anchored = "/" in line
-        line = line.lstrip("/")
-        rules.append(IgnoreRule(base, re.compile(_pattern_regex(line) + r"\Z"), negate, dir_only,
-                                anchored))
-    return rules
-
-
-def ignored(rules: list[IgnoreRule], rel: str, name: str, is_dir: bool) -> bool:
-    """git's rule: the last matching pattern decides."""
+def ignored(rules: list[IgnoreRules], rel: str, name: str, is_dir: bool) -> bool:
+    """git's rule: the deepest ``.gitignore`` with a matching pattern decides, and in it the
+    last matching pattern (``name`` is kept for callers; the path decides)."""
     for rule in reversed(rules):
-        if rule.dir_only and not is_dir:
-            continue
         if not rel.startswith(rule.base):
             continue
-        target = rel[len(rule.base):] if rule.anchored else name
-        if rule.regex.match(target):
-            return not rule.negate
+        match = rule.spec.check_file(rel[len(rule.base):] + ("/" if is_dir else ""))
+        if match.include is not None:
+            return bool(match.include)
     return False
 
 
@@ -93,7 +68,7 @@ class FsHasher:
         digests: dict[str, str] = {}
         links: dict[str, str] = {}
         # folders to walk: (absolute path, relative prefix "" or "a/b/", rules in force)
-        stack: list[tuple[str, str, list[IgnoreRule]]] = [(str(root), "", [])]
+        stack: list[tuple[str, str, list[IgnoreRules]]] = [(str(root), "", [])]
         while stack:
             folder, prefix, rules = stack.pop()
             try:
@@ -104,7 +79,7 @@ class FsHasher:
             if ".gitignore" in names:
                 try:
                     text = Path(folder, ".gitignore").read_text(encoding="utf-8", errors="replace")
-                    rules = rules + parse_gitignore(text, prefix)
+                    rules = [*rules, parse_gitignore(text, prefix)]
                 except OSError:
                     pass
             for entry in entries:

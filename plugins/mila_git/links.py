@@ -56,14 +56,17 @@ class _Resolver:
                       PurePosixPath(Path(root).resolve().as_posix())}
         self.memo: dict[str, str] = {}
         self.active: set[str] = set()
+        self.cycles = 0  # cycles broken so far: an identity computed across one is not kept
 
     def identity(self, link: str) -> str:
         if link in self.memo:
             return self.memo[link]
         raw = raw_link_digest(self.targets[link])
         if link in self.active:  # reached again while listing a folder above it
+            self.cycles += 1
             return raw
         self.active.add(link)
+        cycles = self.cycles
         try:
             where = self._locate(link)
             if where is None:
@@ -74,7 +77,8 @@ class _Resolver:
                 digest = f"{raw}:tree:{self._tree(where)}"
         finally:
             self.active.discard(link)
-        self.memo[link] = digest
+        if cycles == self.cycles:  # else it depends on which link the listing started from
+            self.memo[link] = digest
         return digest
 
     def _target_parts(self, link: str, target: str) -> tuple[list[str], list[str]]:

@@ -230,12 +230,14 @@ def test_fs_ignores_what_git_ignores(tmp_path, rules) -> None:
 
 
 def test_gitignore_parser() -> None:
-    rules = parse_gitignore("*.pyc\n/dist\nlogs/\n!logs/keep\n", "")
+    rules = [parse_gitignore("*.pyc\n/dist\nlogs/\n!logs/keep\n", "")]
     assert ignored(rules, "a/b.pyc", "b.pyc", False)
     assert ignored(rules, "dist", "dist", True) and not ignored(rules, "a/dist", "dist", True)
     assert ignored(rules, "logs", "logs", True) and not ignored(rules, "logs", "logs", False)
-    nested = parse_gitignore("tmp\n", "pkg/")
-    assert ignored(nested, "pkg/tmp", "tmp", False)
+    nested = [*rules, parse_gitignore("tmp\n!a.pyc\n", "pkg/")]
+    assert ignored(nested, "pkg/tmp", "tmp", False) and not ignored(nested, "tmp", "tmp", False)
+    assert not ignored(nested, "pkg/a.pyc", "a.pyc", False)  # the deeper file decides
+    assert ignored(nested, "pkg/b.pyc", "b.pyc", False)
 
 
 # --------------------------------------------------------------------------- the cache
