@@ -13,7 +13,7 @@ files from its folder up to the project root, which pin the CDK's version (``aws
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mila import hookimpl
 from mila.config import ProjectConfig
@@ -46,7 +46,17 @@ def inputs(ws: Workspace, root: Path) -> list[Path]:
     return lock_files(root / ws.path, root)
 
 
+def iam_statements(config: ProjectConfig) -> list[dict[str, Any]]:
+    """The ``cloudformation`` deployer's statements (the stacks are named ``<project>-…``),
+    plus listing the region's stacks: ``destroy`` finds the app's stacks by their tags."""
+    from mila_cloudformation.policy import iam_statements as stack_statements
+
+    return [*stack_statements(config),
+            {"Sid": "MilaCdkFindStacks", "Effect": "Allow", "Resource": "*",
+             "Action": ["cloudformation:DescribeStacks"]}]
+
+
 @hookimpl
 def mila_deployers() -> list[DeployerType]:
     return [DeployerType(NAME, create, version=VERSION, detect=detect, priority=6,
-                         config_keys=CONFIG_KEYS, inputs=inputs)]
+                         config_keys=CONFIG_KEYS, inputs=inputs, iam_statements=iam_statements)]

@@ -20,7 +20,7 @@ plugins' and the packaged ``node_modules``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mila import hookimpl
 from mila.config import ProjectConfig
@@ -51,10 +51,22 @@ def create(config: ProjectConfig) -> ServerlessDeployer:
     return ServerlessDeployer(NAME, config)
 
 
+def iam_statements(config: ProjectConfig) -> list[dict[str, Any]]:
+    """The ``cloudformation`` deployer's statements, plus change sets on any stack: the
+    framework names its stacks ``<service>-<stage>``, not after the mila project."""
+    from mila_cloudformation.policy import iam_statements as stack_statements
+
+    statements = stack_statements(config)
+    stacks = next(s for s in statements if s["Sid"] == "MilaStacks")
+    return [*statements, {**stacks, "Sid": "MilaServerlessStacks",
+                          "Resource": ["arn:aws:cloudformation:*:*:stack/*/*",
+                                       "arn:aws:cloudformation:*:*:changeSet/*/*"]}]
+
+
 @hookimpl
 def mila_deployers() -> list[DeployerType]:
     return [DeployerType(NAME, create, version=VERSION, detect=detect, priority=5,
-                         config_keys=CONFIG_KEYS, inputs=inputs)]
+                         config_keys=CONFIG_KEYS, inputs=inputs, iam_statements=iam_statements)]
 
 
 def inputs(ws: Workspace, root: Path) -> list[Path]:

@@ -25,7 +25,7 @@ def fw(sandbox: Any, project: Any, run_mila: Any) -> Any:
 
 
 def plan(run_mila: Any) -> dict[str, str]:
-    r = run_mila("deploy", "-e", "dev", "--json")
+    r = run_mila("deploy", "-e", "dev", "--json", "--only-prompt")
     return {a["service"]: a["action"] for a in json.loads(r.stdout)["actions"]}
 
 

@@ -205,3 +205,17 @@ def test_outputs_of_all_stacks_merged_and_shared_keys_qualified(tmp_path: Path) 
         (a, DeployResult(outputs={"Name": "a", "Url": "u", "ExportsOutputRefX1": "internal"})),
         (b, DeployResult(outputs={"Name": "b"}))])
     assert merged == {"A.Name": "a", "Url": "u", "B.Name": "b"}
+
+
+def test_the_iam_policy_covers_framework_stacks(project, run_mila) -> None:  # type: ignore[no-untyped-def]
+    project.root_config(workspaces=["services/*"], backend="aws")
+    project.write("services/greeter/serverless.yml", "service: greeter\n")
+    project.write("services/stats/cdk.json", '{"app": "node app.js"}\n')
+    r = run_mila("init", "--print-policy")
+    assert r.exit_code == 0, r.output
+    statements = {s["Sid"]: s for s in json.loads(r.stdout)["Statement"]}
+    # the framework names serverless stacks <service>-<stage>: not under the project's prefix
+    assert "arn:aws:cloudformation:*:*:stack/*/*" in statements["MilaServerlessStacks"]["Resource"]
+    assert "cloudformation:CreateChangeSet" in statements["MilaServerlessStacks"]["Action"]
+    assert statements["MilaCdkFindStacks"]["Action"] == ["cloudformation:DescribeStacks"]
+    assert "MilaArtifacts" in statements
