@@ -1,15 +1,9 @@
 """The deploy flow: plan an environment, then carry the plan out.
 
 :func:`prepare` reads the state (one ``records`` call), computes every checksum and calls the
-planner; :func:`execute` turns each changing action into an orchestrator task that
-
-1. takes the (environment, service, region) lock, waiting while someone else holds it;
-2. marks the record ``in_progress`` (keeping the last *successful* checksum);
-3. runs the deployer with a :class:`~mila.protocols.DeployContext` (log under
-   ``.mila/logs/<env>/<service>.<region>.log``);
-4. on success stores the manifest, then the record with the new checksum and outputs; on
-   failure the record keeps its old checksum with status ``failed`` — the next plan redeploys;
-5. appends a history row and releases the lock, whatever happened.
+planner; :func:`execute` carries out each changing action with :mod:`mila.runner` (build,
+lock, re-read the record, skip what another run already did, mark ``in_progress``, run the
+deployer, record success or failure, history row, release).
 
 A plan can be saved (:func:`plan_to_json`) and applied later: :func:`check_saved_plan` refuses
 when the code or the state changed since.
@@ -17,49 +11,39 @@ when the code or the state changed since.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from mila.build import workspace_packages
 from mila.checksums import Checksum, consumed_output_hashes, with_consumed_outputs
-from mila.environments import operator
 from mila.errors import DeployError, MilaError, PlanStale
+from mila.locks import DEFAULT_TIMEOUT, DEFAULT_TTL
 from mila.logs import get_logger
 from mila.model import (
     Action,
-    ActionKind,
-    DeployResult,
     Environment,
-    HistoryEntry,
     Plan,
     Record,
     Status,
     Workspace,
-    frozen_mapping,
-    utcnow,
 )
 from mila.names import check_deployed, check_services
-from mila.orchestrator import RunReport, Task, run_tasks
-from mila.parameters import consumed_outputs, resolve_parameters
+from mila.orchestrator import RunReport
+from mila.parameters import consumed_outputs
 from mila.planner import plan_deployment, plan_removal, service_regions
 from mila.project import Project
-from mila.protocols import DeployContext
 from mila.reasons import annotate
 from mila.validation import Problem, check_consumers, validate_plan
 from mila.variables import (
     OutputRef,
     ResolvedVariable,
     VariableResolver,
-    context_variables,
     parameter_digests,
     variable_digests,
 )
@@ -319,8 +303,8 @@ def check_saved_plan(project: Project, saved: dict[str, Any]) -> Prepared:
 @dataclass
 class RunOptions:
     concurrency: int
-    lock_timeout: timedelta = timedelta(minutes=10)
-    lock_ttl: timedelta = timedelta(minutes=15)
+    lock_timeout: timedelta = DEFAULT_TIMEOUT
+    lock_ttl: timedelta = DEFAULT_TTL  # the lease, ``[state] lock_lease_seconds``
     disable_rollback: bool = False
     lock_poll_seconds: float = 2.0
 
@@ -365,150 +349,16 @@ def current_commit(root: Path) -> str | None:
 
 def execute(project: Project, prepared: Prepared, options: RunOptions,
             reporter: Reporter | None = None, cancel: threading.Event | None = None) -> RunReport:
-    """Carry out every changing action of the plan; returns the orchestrator's report."""
-    from mila.locks import hold_lock, lock_owner
+    """Carry out every changing action of the plan (see :mod:`mila.runner`); returns the
+    orchestrator's report."""
+    from mila.runner import run_actions
 
-    reporter = reporter or SilentReporter()
-    plan, env, state = prepared.plan, prepared.environment, project.state
-    owner = lock_owner()
-    commit = current_commit(project.root)
-    by = operator()
-    graph = project.graph
-    outputs: dict[ActionKey, Mapping[str, str]] = {k: r.outputs for k, r in prepared.records.items()}
-    outputs_lock = threading.Lock()
-    actions = {a.key: a for a in plan.actions if a.kind.changes}
-
-    def dependency_outputs(ws: Workspace | None, region: str) -> dict[str, Mapping[str, str]]:
-        if ws is None:
-            return {}
-        with outputs_lock:
-            return {d: outputs[(d, region)] for d in graph.dependencies(ws.name, transitive=True)
-                    if (d, region) in outputs}
-
-    def run(action: Action, cancel_event: threading.Event) -> DeployResult:
-        key = action.key
-        path = log_path(project, action)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        bound = log.bind(env=action.environment, service=action.service, region=action.region)
-        reporter.started(key)
-        ws = graph.workspaces.get(action.service)
-        with path.open("w", encoding="utf-8") as logfile:
-            if ws is not None and action.kind is not ActionKind.DESTROY:
-                _build_before_lock(project, ws, logfile, functools.partial(reporter.phase, key),
-                                   cancel_event)
-            return locked(action, cancel_event, logfile, ws, bound)
-
-    def locked(action: Action, cancel_event: threading.Event, logfile: Any, ws: Workspace | None,
-               bound: Any) -> DeployResult:
-        key = action.key
-        with hold_lock(
-            state, action.environment, action.service, action.region, owner,
-            ttl=options.lock_ttl, timeout=options.lock_timeout,
-            on_wait=lambda holder: reporter.waiting_for_lock(key, holder),
-            poll=options.lock_poll_seconds, cancel=cancel_event,
-        ) as handle:
-            reporter.phase(key, "locked")
-            previous = prepared.records.get(key)
-            # A record exists from here on: a crash leaves it in_progress, never half-written.
-            marker = replace(previous, status=Status.IN_PROGRESS, message=None) if previous else \
-                Record(action.environment, action.service, action.region, None,
-                       Status.IN_PROGRESS, action.deployer, stack_name=action.stack_name,
-                       depends_on=tuple(ws.depends_on) if ws else ())
-            state.put_record(marker, handle.lock)
-            project.pm.hook.mila_action_started(action=action)
-            started = time.monotonic()
-            logfile.write(f"# mila {action.kind.value} {action.service} in "
-                          f"{action.environment}/{action.region} ({action.reason})\n")
-            logfile.flush()
-            try:
-                deployer = project.deployer(action.deployer)
-                dep_outputs = dependency_outputs(ws, action.region)
-                values, resolved = context_variables(
-                    prepared.resolver or VariableResolver(project), prepared.variables.get(key),
-                    ws, action.environment, action.region, dep_outputs)
-                params = resolve_parameters(ws.parameters, service=ws.name,
-                                            environment=action.environment, region=action.region,
-                                            outputs=dep_outputs, variables=values) \
-                    if ws is not None and action.kind is not ActionKind.DESTROY else {}
-                context = DeployContext(
-                    project=project.config.name, environment=env, region=action.region,
-                    workspace=ws, root=project.root, parameters=frozen_mapping(params),
-                    dependency_outputs=frozen_mapping(dep_outputs),
-                    variables=values, resolved_variables=frozen_mapping(resolved),
-                    report=functools.partial(reporter.phase, key),
-                    log=logfile, cancel=cancel_event,
-                    options=frozen_mapping({"disable_rollback": options.disable_rollback}),
-                    packages=frozen_mapping(workspace_packages(project, ws) if ws else {}))
-                if action.kind is ActionKind.DESTROY:
-                    result = deployer.destroy(action, context)
-                else:
-                    result = deployer.deploy(action, context)
-                checksum, manifest = prepared.final_checksum(action, dep_outputs)
-            except BaseException as exc:
-                duration = time.monotonic() - started
-                message = str(exc) if isinstance(exc, MilaError) else f"{type(exc).__name__}: {exc}"
-                if isinstance(exc, DeployError) and exc.details:
-                    logfile.write(exc.details.rstrip() + "\n")
-                logfile.write(f"# failed after {duration:.1f}s: {message}\n")
-                logfile.flush()
-                bound.warning("action failed", error=message, shown_by_cli=True)
-                if not handle.lost:
-                    state.put_record(replace(marker, status=Status.FAILED, message=message[:1000],
-                                             deployed_by=by), handle.lock)
-                state.append_history(HistoryEntry(
-                    action.environment, action.service, action.region, action.kind,
-                    Status.FAILED, action.checksum, utcnow(), by, commit, duration, message[:1000]))
-                raise
-            duration = time.monotonic() - started
-            if handle.lost:
-                raise DeployError("the lock was lost while deploying (lease expired and was taken "
-                                  "over); the record was not written",
-                                  hint="raise the lock lease or check the other run")
-            if action.kind is ActionKind.DESTROY:
-                state.delete_record(action.environment, action.service, action.region, handle.lock)
-            else:
-                manifest_key = state.put_manifest(action.environment, action.service,
-                                                  action.region, manifest)
-                state.put_record(Record(
-                    action.environment, action.service, action.region, checksum,
-                    Status.SUCCEEDED, action.deployer,
-                    stack_name=result.stack_name or action.stack_name,
-                    outputs=frozen_mapping(result.outputs), commit=commit, deployed_by=by,
-                    deployed_at=utcnow(), duration_seconds=round(duration, 3),
-                    manifest_key=manifest_key,
-                    depends_on=tuple(ws.depends_on) if ws else ()), handle.lock)
-                with outputs_lock:
-                    outputs[key] = result.outputs
-            state.append_history(HistoryEntry(
-                action.environment, action.service, action.region, action.kind,
-                Status.SUCCEEDED, checksum, utcnow(), by, commit, round(duration, 3),
-                result.message or None))
-            note = f": {result.message}" if result.message else ""
-            logfile.write(f"# succeeded in {duration:.1f}s{note}\n")
-            return result
-
-    def finished(outcome: Any) -> None:
-        action = actions[outcome.key]
-        error = outcome.error
-        message = ""
-        if error is not None:
-            message = str(error) if isinstance(error, MilaError) else f"{type(error).__name__}: {error}"
-        elif outcome.status is Status.SKIPPED:
-            message = f"{outcome.blocked_by[0]} in {outcome.blocked_by[1]} failed"
-        reporter.finished(outcome.key, outcome.status, message.splitlines()[0] if message else "")
-        try:
-            project.pm.hook.mila_action_finished(action=action, status=outcome.status,
-                                                 result=outcome.result, error=message or None)
-        except Exception as exc:  # notifications never fail a run
-            log.warning("mila_action_finished hook failed", error=repr(exc))
-
-    tasks = [Task(key, functools.partial(run, a),
-                  tuple(d for d in plan.edges.get(key, ()) if d in actions))
-             for key, a in actions.items()]
-    return run_tasks(tasks, options.concurrency, cancel=cancel, on_finish=finished)
+    report: RunReport = run_actions(project, prepared, options, reporter or SilentReporter(),
+                                    cancel)
+    return report
 
 
-def _build_before_lock(project: Project, ws: Workspace, logfile: Any,
+def build_before_lock(project: Project, ws: Workspace, logfile: Any,
                        report: Callable[[str, str], None], cancel: threading.Event) -> None:
     """The build phase of one action: before the lock, so a failure writes no state."""
     from mila.build import build_service

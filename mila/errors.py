@@ -10,7 +10,9 @@ message as one line on stderr; the traceback only with ``-v``. Exit codes are a 
 2     bad usage, configuration or input; a plan that went stale
 3     a lock is held elsewhere and ``--lock-timeout`` ran out
 4     ``--detailed-exitcode``: the plan has changes
+129   stopped by SIGHUP (the terminal closed)
 130   interrupted (Ctrl-C)
+143   stopped by SIGTERM (how CI cancels a job)
 ====  ==========================================================
 """
 
@@ -27,7 +29,9 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     LOCKED = 3
     CHANGES = 4
+    HANGUP = 129
     INTERRUPTED = 130
+    TERMINATED = 143
 
 
 # The names modules import; each is the ExitCode member itself.
@@ -37,6 +41,8 @@ EXIT_USAGE = ExitCode.USAGE
 EXIT_LOCKED = ExitCode.LOCKED
 EXIT_CHANGES = ExitCode.CHANGES
 EXIT_INTERRUPTED = ExitCode.INTERRUPTED
+EXIT_HANGUP = ExitCode.HANGUP
+EXIT_TERMINATED = ExitCode.TERMINATED
 
 
 class MilaError(Exception):
@@ -106,6 +112,21 @@ class LockLost(StateError):
     exit_code = EXIT_LOCKED
 
 
+class RecordChanged(StateError):
+    """A record write was refused: the stored record is no longer the version the write
+    follows (another run wrote it since it was read)."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, environment: str, service: str, region: str, found: int | None,
+                 expected: int, *, current: object = None) -> None:
+        shown = "none" if found is None else f"version {found}"
+        super().__init__(f"the record of {service} in {environment}/{region} changed since it "
+                         f"was read ({shown} stored, version {expected} expected); nothing was "
+                         "written", hint="another run changed it; run again to see the new plan")
+        self.current = current
+
+
 class LockHeld(StateError):
     """The lock is held by someone else (``holder`` says who)."""
 
@@ -130,5 +151,22 @@ class PlanStale(MilaError):
     """``mila apply``: the code or the state changed since the plan file was written."""
 
 
+class ActionStale(MilaError):
+    """After taking its lock, an action found its record moved on since the plan (another run
+    deployed another checksum, or destroyed it): it writes nothing."""
+
+    exit_code = EXIT_FAILED
+
+
 class Interrupted(MilaError):
     exit_code = EXIT_INTERRUPTED
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread so a run stops as on Ctrl-C; ``exit_code``
+    is 128 + the signal number (143, 129)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_code = 128 + signum

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from mila.errors import Interrupted, LockHeld, LockLost, StateError
 from mila.logs import get_logger
@@ -34,7 +34,11 @@ log = get_logger("mila.locks")
 #: Environment variables naming the CI job a run belongs to, first set wins.
 CI_JOB_VARIABLES = ("GITHUB_RUN_ID", "CI_JOB_ID", "BUILDKITE_JOB_ID", "CODEBUILD_BUILD_ID")
 
-DEFAULT_TTL = timedelta(minutes=15)
+#: The lease a run takes (``[state] lock_lease_seconds``), renewed every third of it: a killed
+#: run's lock is free again within this time.
+DEFAULT_TTL = timedelta(seconds=90)
+#: How long a run waits for a held lock (``--lock-timeout``); longer than the lease, so a plain
+#: rerun after a crash takes the dead run's lock over instead of giving up.
 DEFAULT_TIMEOUT = timedelta(minutes=10)
 
 
@@ -58,6 +62,28 @@ def describe_holder(lock: Lock) -> str:
     extra = f"pid {o.pid}" + (f", CI job {o.ci_job}" if o.ci_job else "")
     since = lock.acquired_at.strftime("%Y-%m-%d %H:%M:%S UTC")
     return f"{o.user}@{o.host} ({extra}) since {since}"
+
+
+def last_heartbeat(lock: Lock, lease: timedelta = DEFAULT_TTL) -> datetime:
+    """When the holder last renewed ``lock`` (every lease ends ``lease`` after its renewal)."""
+    return max(lock.acquired_at, lock.expires_at - lease)
+
+
+def is_fresh(lock: Lock, lease: timedelta = DEFAULT_TTL) -> bool:
+    """Whether the holder looks alive: its last heartbeat is under two beats old."""
+    return not lock.expired() and utcnow() - last_heartbeat(lock, lease) < lease * 2 / 3
+
+
+def release_command(lock: Lock) -> str:
+    return f"mila release-lock -e {lock.environment} -s {lock.service} --force"
+
+
+def describe_wait(lock: Lock, lease: timedelta = DEFAULT_TTL) -> str:
+    """Holder, heartbeat age and the way out, for a run that gives up waiting."""
+    age = max((utcnow() - last_heartbeat(lock, lease)).total_seconds(), 0.0)
+    return (f"{describe_holder(lock)}, last heartbeat {age:.0f} s ago, lease ends "
+            f"{lock.expires_at.strftime('%H:%M:%S UTC')}; if that run is dead, release it "
+            f"with `{release_command(lock)}` or wait for the lease to end")
 
 
 class LockHandle:
@@ -124,7 +150,7 @@ def acquire_waiting(state: StateBackend, environment: str, service: str, region:
                     on_wait(holder)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                who = describe_holder(holder) if holder else str(exc.holder)
+                who = describe_wait(holder, ttl) if holder else str(exc.holder)
                 raise LockHeld(
                     exc.holder,
                     f"the lock on {service} in {environment}/{region} is held by {who}; "
@@ -148,18 +174,20 @@ def hold_lock(state: StateBackend, environment: str, service: str, region: str,
               owner: LockOwner, *, ttl: timedelta = DEFAULT_TTL,
               timeout: timedelta = DEFAULT_TIMEOUT,
               on_wait: Callable[[Lock], None] | None = None,
-              poll: float = 2.0, cancel: threading.Event | None = None) -> Iterator[LockHandle]:
+              poll: float = 2.0, cancel: threading.Event | None = None,
+              on_lost: Callable[[], None] | None = None) -> Iterator[LockHandle]:
     """Hold the lock on (environment, service, region) for the ``with`` block.
 
     Waits like :func:`acquire_waiting`, then renews the lease every ``ttl / 3`` from a
     heartbeat thread, and releases it when the block ends, however it ends. A release that
     finds the lock already lost is not an error (the block's own writes were refused).
+    ``on_lost()`` is called from the heartbeat thread when it finds the lock gone.
     """
     lock = acquire_waiting(state, environment, service, region, owner, ttl=ttl,
                            timeout=timeout, on_wait=on_wait, poll=poll, cancel=cancel)
     handle = LockHandle(lock)
     stop = threading.Event()
-    thread = threading.Thread(target=_heartbeat, args=(state, handle, ttl, stop),
+    thread = threading.Thread(target=_heartbeat, args=(state, handle, ttl, stop, on_lost),
                               name=f"mila-heartbeat-{service}-{region}", daemon=True)
     thread.start()
     try:
@@ -178,8 +206,14 @@ def hold_lock(state: StateBackend, environment: str, service: str, region: str,
 
 
 def _heartbeat(state: StateBackend, handle: LockHandle, ttl: timedelta,
-               stop: threading.Event) -> None:
+               stop: threading.Event, on_lost: Callable[[], None] | None) -> None:
     interval = max(ttl.total_seconds() / 3, 0.01)
+
+    def lost() -> None:
+        handle.lost_event.set()
+        if on_lost is not None:
+            on_lost()
+
     while not stop.wait(interval):
         current = handle.lock
         try:
@@ -187,11 +221,11 @@ def _heartbeat(state: StateBackend, handle: LockHandle, ttl: timedelta,
         except LockLost:
             log.warning("lock lost", env=current.environment, service=current.service,
                         region=current.region)
-            handle.lost_event.set()
+            lost()
             return
         except Exception as exc:  # a network blip: retry at the next beat while the lease lasts
             if current.expired():
-                handle.lost_event.set()
+                lost()
                 return
             log.warning("heartbeat failed, retrying", env=current.environment,
                         service=current.service, region=current.region, error=str(exc))
@@ -205,4 +239,5 @@ def _human(delta: timedelta) -> str:
 
 
 __all__ = ["CI_JOB_VARIABLES", "DEFAULT_TIMEOUT", "DEFAULT_TTL", "LockHandle", "acquire_waiting",
-           "current_user", "describe_holder", "hold_lock", "lock_owner"]
+           "current_user", "describe_holder", "describe_wait", "hold_lock", "is_fresh",
+           "last_heartbeat", "lock_owner", "release_command"]

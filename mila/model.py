@@ -49,8 +49,11 @@ class Status(str, enum.Enum):
     IN_PROGRESS = "in_progress"  #: started and not finished (a crash leaves this; next plan redeploys)
     SUCCEEDED = "succeeded"
     FAILED = "failed"
-    SKIPPED = "skipped"  #: not run because an action it depends on failed, or the run was cancelled
+    SKIPPED = "skipped"  #: not run: an action it depends on failed, or another run already did it
     CANCELLED = "cancelled"
+    #: history only: an attempt whose run died (killed, lost its lease); written by the run that
+    #: took the expired lock over
+    INTERRUPTED = "interrupted"
 
 
 class WorkspaceKind(str, enum.Enum):
@@ -135,6 +138,15 @@ class Record:
     #: services it depended on when deployed: orders its destroy after its dependents' even
     #: once its code is gone
     depends_on: tuple[str, ...] = ()
+    #: how many times this record was written. ``put_record`` of a record with ``version`` N > 0
+    #: lands only if the stored record has version N - 1 (no record counts as 0): a run writes
+    #: the version after the one it read, so it never overwrites a newer record. 0 (records from
+    #: older mila versions) writes unconditionally.
+    version: int = 0
+    #: who started the attempt ``status`` describes, and when (set with ``in_progress``; shown
+    #: in the ``interrupted`` history row when that run dies)
+    started_by: str | None = None
+    started_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,12 @@
 """A generic parallel DAG runner: the core's engine, knowing nothing of AWS.
 
 Tasks run in worker threads, at most ``concurrency`` at once, each after every task it depends
-on succeeded. When a task fails, the tasks that depend on it (transitively) are ``skipped``;
-independent tasks carry on. Cancellation (Ctrl-C in the calling thread, or ``cancel.set()``)
-stops scheduling, sets the ``cancel`` event every running task can watch, waits for running
-tasks to return, and reports the never-started ones as ``cancelled``.
+on succeeded. A task that finds its work already done returns :class:`Done` (outcome
+``skipped``, with its message): its dependents still run. When a task fails, the tasks that
+depend on it (transitively) are ``skipped``; independent tasks carry on. Cancellation (Ctrl-C
+in the calling thread, or ``cancel.set()``) stops scheduling, sets the ``cancel`` event every
+running task can watch, waits for running tasks to return, and reports the never-started ones
+as ``cancelled``.
 
 Threads, not processes: a task is I/O-bound (waiting on CloudFormation), and one scheduler
 thread hands ready tasks to a fixed pool as soon as their dependencies finish, so the overhead
@@ -47,6 +49,15 @@ class Task:
     deps: tuple[Hashable, ...] = ()
 
 
+@dataclass(frozen=True)
+class Done:
+    """What a task returns when its work was already done (by someone else): the outcome is
+    ``skipped`` with ``message``, ``result`` is kept, and the tasks depending on it run."""
+
+    message: str
+    result: Any = None
+
+
 @dataclass
 class Outcome:
     key: Hashable
@@ -56,6 +67,13 @@ class Outcome:
     started_at: float | None = None
     ended_at: float | None = None
     blocked_by: Hashable | None = None  # for skipped tasks: the failed task that caused it
+    message: str = ""  # for tasks that returned Done: why nothing was done
+
+    @property
+    def ok(self) -> bool:
+        """Succeeded, or found its work already done: its dependents may run."""
+        return self.status is Status.SUCCEEDED or (self.status is Status.SKIPPED
+                                                   and self.blocked_by is None and not self.error)
 
     @property
     def duration(self) -> float:
@@ -75,8 +93,7 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        return not self.cancelled and all(o.status is Status.SUCCEEDED
-                                          for o in self.outcomes.values())
+        return not self.cancelled and all(o.ok for o in self.outcomes.values())
 
 
 def check_graph(tasks: Iterable[Task]) -> dict[Hashable, Task]:
@@ -159,6 +176,9 @@ def run_tasks(
             if on_start is not None:
                 on_start(key)
             outcome.result = by_key[key].run(cancel)
+            if isinstance(outcome.result, Done):
+                outcome.status = Status.SKIPPED
+                outcome.message, outcome.result = outcome.result.message, outcome.result.result
         except BaseException as exc:  # a task's failure is data, never a crash of the run
             # a task that stops because the run was cancelled is cancelled, not failed
             outcome.status = Status.CANCELLED if cancel.is_set() else Status.FAILED
@@ -181,7 +201,7 @@ def run_tasks(
                 key = running.pop(fut)
                 outcome = fut.result()
                 finish(outcome)
-                if outcome.status is Status.SUCCEEDED:
+                if outcome.ok:
                     for d in dependents[key]:
                         waiting_on[d] -= 1
                         if waiting_on[d] == 0 and d not in report.outcomes:

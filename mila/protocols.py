@@ -91,6 +91,12 @@ class StateBackend(Protocol):
     * ``heartbeat``, ``release``, ``put_record`` and ``delete_record`` are conditional on the
       caller still holding the lock (same ``owner_id``, not expired); else :class:`LockLost`.
     * ``records(env)`` reads all records of an environment in as few calls as the store allows.
+    * ``put_record`` of a record whose ``version`` is N > 0 lands only if the stored record has
+      version N - 1 (no record: 0); else :class:`RecordChanged`, nothing written. A run writes
+      the version after the one it read, so it never overwrites a newer record.
+    * Optional: ``get_record(env, service, region) -> Record | None`` reads one record, strongly
+      consistent (a deploy re-reads its record after taking the lock). Without it
+      :func:`read_record` falls back to ``records(env)``.
     * Methods on an environment that does not exist raise :class:`EnvironmentNotFound`; any
       method on a state that was never initialised raises :class:`StateNotInitialized`.
     """
@@ -146,6 +152,17 @@ class StateBackend(Protocol):
         ...
 
     def get_manifest(self, environment: str, service: str, region: str) -> Mapping[str, Any] | None: ...
+
+
+def read_record(state: StateBackend, environment: str, service: str,
+                region: str) -> Record | None:
+    """One record, read now: the backend's optional ``get_record``, else ``records(env)``."""
+    get = getattr(state, "get_record", None)
+    if callable(get):
+        found: Record | None = get(environment, service, region)
+        return found
+    return next((r for r in state.records(environment)
+                 if (r.service, r.region) == (service, region)), None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,6 +88,9 @@ def record_to_dict(record: Record) -> dict[str, Any]:
         "manifest_key": record.manifest_key,
         "message": record.message,
         "depends_on": list(record.depends_on),
+        "version": record.version,
+        "started_by": record.started_by,
+        "started_at": dt_to_str(record.started_at),
     }
 
 
@@ -108,6 +111,9 @@ def record_from_dict(data: Mapping[str, Any]) -> Record:
         manifest_key=data.get("manifest_key"),
         message=data.get("message"),
         depends_on=tuple(data.get("depends_on") or ()),
+        version=int(data.get("version") or 0),
+        started_by=data.get("started_by"),
+        started_at=str_to_dt(data.get("started_at")),
     )
 
 

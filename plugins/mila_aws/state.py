@@ -36,6 +36,7 @@ from mila.errors import (
     EnvironmentNotFound,
     LockHeld,
     LockLost,
+    RecordChanged,
     StateError,
     StateNotInitialized,
 )
@@ -495,6 +496,13 @@ class AwsState:
                 raise EnvironmentNotFound(environment) from None
             if exc.failed(1):
                 raise self._lost(lock) from None
+            if exc.failed(2) and item.get("Put", {}).get("ConditionExpression"):
+                old = exc.items[2] if len(exc.items) > 2 else None
+                current = record_from_dict(old) if old else None
+                version = int(item["Put"]["ExpressionAttributeValues"][":prev"]["N"])
+                raise RecordChanged(environment, service, region,
+                                    current.version if current else None, version,
+                                    current=current) from None
             raise StateError(f"{what} failed: {exc.codes}") from None
 
     @staticmethod
@@ -503,12 +511,29 @@ class AwsState:
                         f"{lock.environment}/{lock.region}; nothing was written",
                         hint="its lease expired or it was force-released; run again")
 
+    def get_record(self, environment: str, service: str, region: str) -> Record | None:
+        item = self._get(env_pk(environment), svc_sk(service, region),
+                         f"reading the record of {service} in {environment}/{region}")
+        if item is None:
+            self._require_environment(environment)
+            return None
+        return record_from_dict(item)
+
     def put_record(self, record: Record, lock: Lock) -> None:
         item = encode_item({"pk": env_pk(record.environment),
                             "sk": svc_sk(record.service, record.region),
                             **record_to_dict(record)})
+        put: dict[str, Any] = {"TableName": self.table, "Item": item}
+        if record.version > 0:  # the write follows the version read (see Record.version)
+            previous = record.version - 1
+            put.update({
+                "ConditionExpression": "#v = :prev" if previous else
+                                       "attribute_not_exists(#v) OR #v = :prev",
+                "ExpressionAttributeNames": {"#v": "version"},
+                "ExpressionAttributeValues": {":prev": {"N": str(previous)}},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD"})
         self._conditional_write(lock, record.environment, record.service, record.region,
-                                {"Put": {"TableName": self.table, "Item": item}},
+                                {"Put": put},
                                 f"recording {record.service} in {record.environment}/"
                                 f"{record.region}")
 

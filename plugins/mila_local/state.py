@@ -27,6 +27,7 @@ from mila.errors import (
     EnvironmentNotFound,
     LockHeld,
     LockLost,
+    RecordChanged,
     StateError,
     StateNotInitialized,
 )
@@ -246,10 +247,26 @@ class LocalState:
                            f"{environment}/{region}; nothing was written",
                            hint="its lease expired or it was force-released; run again")
 
+    def get_record(self, environment: str, service: str, region: str) -> Record | None:
+        with self._read() as conn:
+            self._env_row(conn, environment)
+            row = conn.execute("SELECT doc FROM records WHERE environment = ? AND service = ? "
+                               "AND region = ?", (environment, service, region)).fetchone()
+        return None if row is None else record_from_dict(json.loads(row[0]))
+
     def put_record(self, record: Record, lock: Lock) -> None:
         with self._write() as conn:
             self._env_row(conn, record.environment)
             self._check_holder(conn, record.environment, record.service, record.region, lock)
+            if record.version > 0:
+                row = conn.execute("SELECT doc FROM records WHERE environment = ? AND "
+                                   "service = ? AND region = ?",
+                                   (record.environment, record.service, record.region)).fetchone()
+                stored = record_from_dict(json.loads(row[0])) if row else None
+                if (stored.version if stored else 0) != record.version - 1:
+                    raise RecordChanged(record.environment, record.service, record.region,
+                                        stored.version if stored else None,
+                                        record.version - 1, current=stored)
             conn.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)",
                          (record.environment, record.service, record.region,
                           json.dumps(record_to_dict(record))))

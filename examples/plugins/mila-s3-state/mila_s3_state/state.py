@@ -45,6 +45,7 @@ from mila.errors import (
     EnvironmentNotFound,
     LockHeld,
     LockLost,
+    RecordChanged,
     StateError,
     StateNotInitialized,
 )
@@ -414,11 +415,23 @@ class S3State:
                         "lost (expired, released, or taken over by another run)",
                         hint="the run stopped before changing the state; run it again")
 
+    def get_record(self, environment: str, service: str, region: str) -> Record | None:
+        doc, _ = self._environment_doc(environment)
+        found = doc.get("records", {}).get(f"{service}#{region}")
+        return None if found is None else record_from_dict(found)
+
     def put_record(self, record: Record, lock: Lock) -> None:
         def change(doc: dict[str, Any]) -> None:
             self._check_holder(lock, record.environment, record.service, record.region)
-            doc.setdefault("records", {})[f"{record.service}#{record.region}"] = \
-                record_to_dict(record)
+            records = doc.setdefault("records", {})
+            key = f"{record.service}#{record.region}"
+            if record.version > 0:  # the write follows the version read (see Record.version)
+                stored = record_from_dict(records[key]) if key in records else None
+                if (stored.version if stored else 0) != record.version - 1:
+                    raise RecordChanged(record.environment, record.service, record.region,
+                                        stored.version if stored else None,
+                                        record.version - 1, current=stored)
+            records[key] = record_to_dict(record)
 
         self._update_environment(record.environment, change)
 
