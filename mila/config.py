@@ -17,6 +17,7 @@ Root keys::
     backend = "aws"                    # default "aws"; "local" or a plugin's backend name
     table = "shop-mila-state"          # aws; default "<name>-mila-state"
     checksums = "shop-mila-checksums"  # aws; default "<name>-mila-checksums"
+    lock_lease_seconds = 90            # any backend; a lock's lease, renewed every third
     [accounts.<alias>]
     id = "123456789012"                # deploys to `environments` must run in this account
     environments = ["prod"]
@@ -62,6 +63,8 @@ PROJECT_KEYS = {"name", "default_region", "workspaces", "artifacts_bucket"}
 #: Keys of ``[service]`` the core knows; deployers add their own (``DeployerType.config_keys``).
 SERVICE_KEYS = {"name", "deployer", "template", "regions", "depends_on", "parameters", "src",
                 "timeout"}
+DEFAULT_LOCK_LEASE_SECONDS = 90
+MAX_LOCK_LEASE_SECONDS = 3600
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 PROJECT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 
@@ -76,8 +79,12 @@ class AccountConfig:
 @dataclass(frozen=True, slots=True)
 class StateConfig:
     backend: str
-    #: every ``[state]`` key but ``backend``, defaults filled in (``table``, ``checksums``)
+    #: every ``[state]`` key but ``backend`` and the core's keys, defaults filled in
+    #: (``table``, ``checksums``)
     options: Mapping[str, Any] = field(default_factory=frozen_mapping)
+    #: ``lock_lease_seconds``: how long a lock outlives its holder's last heartbeat (renewed
+    #: every third of it), so a killed run's locks are free again after this long
+    lock_lease_seconds: int = DEFAULT_LOCK_LEASE_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +245,13 @@ def parse_config(doc: dict[str, Any], root: Path, file: str) -> ProjectConfig:
 
     state_doc = c.table(doc.get("state", {}), "state")
     backend = c.string(state_doc.get("backend", "aws"), "state.backend")
-    options = {k: v for k, v in state_doc.items() if k != "backend"}
+    options = {k: v for k, v in state_doc.items() if k not in ("backend", "lock_lease_seconds")}
+    lease = state_doc.get("lock_lease_seconds", DEFAULT_LOCK_LEASE_SECONDS)
+    if isinstance(lease, bool) or not isinstance(lease, int) \
+            or not 1 <= lease <= MAX_LOCK_LEASE_SECONDS:
+        raise c.fail("state.lock_lease_seconds",
+                     f"expected whole seconds from 1 to {MAX_LOCK_LEASE_SECONDS}, got {_show(lease)}",
+                     hint="the default is 90: a killed run's locks are free 90 s later")
     if backend == "aws":
         options.setdefault("table", f"{name}-mila-state")
         options.setdefault("checksums", f"{name}-mila-checksums")
@@ -262,7 +275,7 @@ def parse_config(doc: dict[str, Any], root: Path, file: str) -> ProjectConfig:
         name=name,
         default_region=default_region,
         workspaces=workspaces,
-        state=StateConfig(backend, frozen_mapping(options)),
+        state=StateConfig(backend, frozen_mapping(options), lease),
         accounts=tuple(accounts),
         plugins=c.strings(doc.get("plugins", []), "plugins"),
         disable_plugins=c.strings(doc.get("disable_plugins", []), "disable_plugins"),

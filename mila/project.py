@@ -49,7 +49,8 @@ class Project:
             if key not in allowed:
                 raise ConfigError(f"unknown key '{key}' for backend '{name}'",
                                   file=self.config.config_file, key=f"state.{key}",
-                                  hint=f"allowed keys: backend, {', '.join(sorted(allowed))}")
+                                  hint=f"allowed keys: backend, lock_lease_seconds, "
+                                       f"{', '.join(sorted(allowed))}")
         return backend_type.create(self.config)
 
     def deployer(self, name: str) -> Deployer:

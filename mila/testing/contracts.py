@@ -26,6 +26,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -36,6 +37,7 @@ from mila.errors import (
     EnvironmentNotFound,
     LockHeld,
     LockLost,
+    RecordChanged,
     StateError,
     StateNotInitialized,
 )
@@ -49,7 +51,7 @@ from mila.model import (
     frozen_mapping,
     utcnow,
 )
-from mila.protocols import StateBackend
+from mila.protocols import StateBackend, read_record
 
 __all__ = ["StateBackendContract", "make_owner", "make_record"]
 
@@ -71,6 +73,8 @@ def make_record(environment: str, service: str, region: str, **overrides: Any) -
         "deployed_at": datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc),
         "duration_seconds": 12.25, "manifest_key": f"checksums/{environment}/{service}/{region}.json",
         "message": None, "depends_on": ("shared", "db"),
+        "started_by": "alice@laptop",
+        "started_at": datetime(2026, 1, 2, 3, 3, 0, 1, tzinfo=timezone.utc),
     }
     fields.update(overrides)
     return Record(**fields)
@@ -262,6 +266,58 @@ class StateBackendContract:
         backend.put_record(make_record(env, "api", self.region), lock)
         backend.delete_record(env, "api", self.region, lock)
         assert backend.records(env) == []
+
+    # ------------------------------------------------------------------ versioned writes
+
+    def test_get_record(self, backend: StateBackend, env: str) -> None:
+        """``read_record`` (the optional ``get_record``, or its fallback) reads one record."""
+        lock = self.lock(backend, env)
+        record = make_record(env, "api", self.region, version=1)
+        backend.put_record(record, lock)
+        assert read_record(backend, env, "api", self.region) == record
+        assert read_record(backend, env, "web", self.region) is None
+        assert read_record(backend, env, "api", self.other_region) is None
+        with pytest.raises(EnvironmentNotFound):
+            read_record(backend, "nope", "api", self.region)
+
+    def test_versioned_write_follows_the_version_read(self, backend: StateBackend,
+                                                      env: str) -> None:
+        lock = self.lock(backend, env)
+        with pytest.raises(RecordChanged):  # version 2 follows 1, and there is no record
+            backend.put_record(make_record(env, "api", self.region, version=2), lock)
+        assert backend.records(env) == []
+        first = make_record(env, "api", self.region, checksum="one", version=1)
+        backend.put_record(first, lock)
+        for stale in (1, 3):  # written from a copy read before `first`, or skipping one
+            with pytest.raises(RecordChanged):
+                backend.put_record(make_record(env, "api", self.region, checksum="stale",
+                                               version=stale), lock)
+        assert backend.records(env) == [first]
+        second = replace(first, checksum="two", version=2)
+        backend.put_record(second, lock)
+        assert backend.records(env) == [second]
+
+    def test_unversioned_record_is_followed_by_version_one(self, backend: StateBackend,
+                                                           env: str) -> None:
+        """Records written before versions existed (version 0) are followed by version 1."""
+        lock = self.lock(backend, env)
+        backend.put_record(make_record(env, "api", self.region), lock)
+        backend.put_record(make_record(env, "api", self.region), lock)  # 0: unconditional
+        newer = make_record(env, "api", self.region, checksum="v1", version=1)
+        backend.put_record(newer, lock)
+        assert backend.records(env) == [newer]
+
+    def test_versioned_write_race_has_one_winner(self, backend: StateBackend, env: str) -> None:
+        """Writers that all read version 1 each write version 2: exactly one lands."""
+        lock = self.lock(backend, env)
+        backend.put_record(make_record(env, "api", self.region, checksum="base", version=1), lock)
+        threads = min(self.race_threads, 8)
+        results = self.race(threads, lambda: backend.put_record(make_record(
+            env, "api", self.region, checksum=uuid.uuid4().hex, version=2), lock))
+        assert Counter(type(r).__name__ for r in results) == \
+            {"NoneType": 1, "RecordChanged": threads - 1}, results
+        (final,) = backend.records(env)
+        assert final.version == 2 and final.checksum != "base"
 
     # ------------------------------------------------------------------ conditional writes
 
