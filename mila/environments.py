@@ -11,10 +11,12 @@ import re
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 from mila.config import ProjectConfig, check_region
-from mila.errors import MilaError, StateError
-from mila.locks import current_user
+from mila.errors import LockHeld, MilaError, StateError
+from mila.locks import current_user, describe_holder, is_fresh, last_heartbeat
 from mila.model import Environment, Identity, Lock, Record
 from mila.protocols import StateBackend
 
@@ -116,8 +118,9 @@ def add_region(state: StateBackend, name: str, region: str) -> Environment:
     return state.set_regions(name, (*env.regions, region))
 
 
-def remove_region(state: StateBackend, name: str, region: str) -> Environment:
-    """Remove a replica region; refuses while services are deployed there or for the last one."""
+def removable_region(state: StateBackend, name: str, region: str) -> tuple[Environment, str]:
+    """The environment and the region, if ``region`` is one of its regions and not its only
+    one (checked before anything is destroyed)."""
     (region,) = parse_regions(region)
     env = state.get_environment(name)
     if region not in env.regions:
@@ -126,6 +129,12 @@ def remove_region(state: StateBackend, name: str, region: str) -> Environment:
     if len(env.regions) == 1:
         raise MilaError(f"{region} is the only region of environment '{name}'",
                         hint=f"destroy the environment instead: `mila envs destroy {name}`")
+    return env, region
+
+
+def remove_region(state: StateBackend, name: str, region: str) -> Environment:
+    """Remove a replica region; refuses while services are deployed there or for the last one."""
+    env, region = removable_region(state, name, region)
     deployed = [r for r in state.records(name) if r.region == region]
     if deployed:
         raise StateError(_still_deployed(name, deployed, region),
@@ -141,6 +150,13 @@ def _still_deployed(name: str, records: Sequence[Record], region: str | None) ->
     return f"{where} still has {len(records)} deployed service(s): {shown}{more}"
 
 
+def require_account(project: Any, environment: str | None) -> None:
+    """``[accounts]``: refuse before any state write when the identity is in the wrong account
+    (asks for the identity only when ``[accounts]`` is set)."""
+    if project.config.accounts:
+        check_account(project.config, project.identity(), environment)
+
+
 def matching_locks(state: StateBackend, name: str, services: Sequence[str] | None) -> list[Lock]:
     """The locks of an environment, narrowed to ``services`` (unknown names are an error)."""
     locks = state.locks(name)
@@ -152,6 +168,23 @@ def matching_locks(state: StateBackend, name: str, services: Sequence[str] | Non
         raise MilaError(f"no lock held on {', '.join(unknown)} in environment '{name}'",
                         hint=f"locked services: {', '.join(held)}" if held else "nothing is locked")
     return [lk for lk in locks if lk.service in services]
+
+
+def refuse_live_locks(locks: Iterable[Lock], lease: timedelta) -> None:
+    """``release-lock`` without ``--force``: refuse locks whose holder still heartbeats."""
+    from mila.model import utcnow
+
+    live = [lk for lk in locks if is_fresh(lk, lease)]
+    if live:
+        shown = "; ".join(
+            f"{lk.service} in {lk.region}: {describe_holder(lk)}, last heartbeat "
+            f"{max((utcnow() - last_heartbeat(lk, lease)).total_seconds(), 0):.0f} s ago"
+            for lk in live)
+        error = LockHeld(live[0], f"refusing to release {len(live)} live lock(s), whose run "
+                                  f"still renews them: {shown}")
+        error.hint = "wait for that run, or pass --force to release anyway (it then stops " \
+                     "and records 'lock lost')"
+        raise error
 
 
 def force_release(state: StateBackend, locks: Iterable[Lock]) -> list[Lock]:

@@ -87,6 +87,8 @@ class RunReport:
     outcomes: dict[Hashable, Outcome] = field(default_factory=dict)
     cancelled: bool = False
     wall_seconds: float = 0.0
+    #: the signal that cancelled the run (SIGTERM, SIGHUP raised as ``mila.errors.Terminated``)
+    signal: int | None = None
 
     def by_status(self, status: Status) -> list[Outcome]:
         return [o for o in self.outcomes.values() if o.status is status]
@@ -208,8 +210,9 @@ def run_tasks(
                             make_ready(d)
                 else:
                     skip_dependents(key)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         cancel.set()
+        report.signal = getattr(exc, "signum", None)
         # let running tasks see the event and return; a second Ctrl-C abandons them
         for fut, key in list(running.items()):
             try:

@@ -37,8 +37,8 @@ def run_status(report: RunReport | None) -> tuple[str, int]:
     """The run's status and the exit code the CLI ends with."""
     if report is None:
         return "nothing_to_do", EXIT_OK
-    if report.cancelled:
-        return "cancelled", EXIT_INTERRUPTED
+    if report.cancelled:  # by Ctrl-C, or SIGTERM/SIGHUP: 128 + the signal
+        return "cancelled", 128 + report.signal if report.signal else EXIT_INTERRUPTED
     failed = report.by_status(Status.FAILED)
     if failed and all(isinstance(o.error, LockHeld) for o in failed):
         return "locked", EXIT_LOCKED
@@ -79,7 +79,7 @@ def result_document(command: str, prepared: Any, report: RunReport | None,
             "service": a.service, "region": a.region, "action": a.kind.value,
             "status": outcome.status.value, "duration_seconds": round(outcome.duration, 3),
             "outputs": dict(getattr(result, "outputs", None) or {})
-            if outcome.status is Status.SUCCEEDED and a.kind is not ActionKind.DESTROY else {},
+            if outcome.ok and a.kind is not ActionKind.DESTROY else {},  # ok: or already done
             "error": _error(outcome.error) or _blocked(outcome.blocked_by),
             "log": str(log_path(a)) if ran else None,
         })

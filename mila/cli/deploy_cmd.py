@@ -31,12 +31,19 @@ from mila.deploy import (
     prepare_removal,
     tail,
 )
-from mila.environments import add_region, destroy_environment, parse_regions, remove_region
+from mila.environments import (
+    add_region,
+    destroy_environment,
+    parse_regions,
+    removable_region,
+    remove_region,
+)
 from mila.errors import (
     EXIT_CHANGES,
     EXIT_FAILED,
     MilaError,
 )
+from mila.locks import DEFAULT_TIMEOUT
 from mila.model import ActionKind, Status
 from mila.orchestrator import (
     MAX_CONCURRENCY,
@@ -150,7 +157,7 @@ def confirm(prepared: Prepared, no_prompt: bool) -> bool:
     return click.confirm(question, default=not destroys, err=True)
 
 
-def run_plan(obj: CliContext, prepared: Prepared, concurrency: int | None, lock_timeout: int,
+def run_plan(obj: CliContext, prepared: Prepared, concurrency: int | None, lock_timeout: int | None,
              disable_rollback: bool, human: Console, result_of: str | None = None) -> None:
     """Execute, render progress and summary, print the result document (``--json``: the
     command's name in ``result_of``), and exit with the right code."""
@@ -171,14 +178,15 @@ def print_result(obj: CliContext, command: str, prepared: Prepared,
 
 
 def exit_for(report: RunReport) -> None:
-    """Exit 130 when interrupted, 3 when only lock waits timed out, 1 on any failure."""
+    """Exit 130 when interrupted (143 SIGTERM, 129 SIGHUP), 3 when only lock waits timed out,
+    1 on any failure."""
     code = run_status(report)[1]
     if code:
         raise SystemExit(code)
 
 
 def execute_with_progress(obj: CliContext, prepared: Prepared, concurrency: int | None,
-                          lock_timeout: int, disable_rollback: bool,
+                          lock_timeout: int | None, disable_rollback: bool,
                           human: Console) -> RunReport | None:
     """Execute the plan with the live view or CI lines, then print the summary table and the
     last lines of each failure's log. ``None`` when there was nothing to do."""
@@ -187,9 +195,11 @@ def execute_with_progress(obj: CliContext, prepared: Prepared, concurrency: int 
     if not plan.has_changes:
         human.print("nothing to do", markup=False)
         return None
+    lease = timedelta(seconds=project.config.state.lock_lease_seconds)
     options = RunOptions(concurrency=concurrency or default_concurrency(),
-                         lock_timeout=timedelta(seconds=lock_timeout),
-                         disable_rollback=disable_rollback)
+                         lock_timeout=timedelta(seconds=lock_timeout) if lock_timeout is not None
+                         else max(DEFAULT_TIMEOUT, 2 * lease),
+                         lock_ttl=lease, disable_rollback=disable_rollback)
     running = [a for a in plan.actions if a.kind.changes]
     live = use_live_view(human, obj.log_format)
     with ProgressView(running, human, live) as view:
@@ -232,9 +242,10 @@ def deploy_options(f: Any) -> Any:
                      help=f"Actions run at once (1-{MAX_CONCURRENCY}; default: half the "
                           f"machine's threads, at least {MIN_DEFAULT_CONCURRENCY}).")(f)
     f = no_prompt_option(f)
-    f = click.option("--lock-timeout", type=click.IntRange(0, 24 * 3600), default=600,
-                     show_default=True, metavar="SECONDS",
-                     help="How long to wait for a lock held by another run; then exit 3.")(f)
+    f = click.option("--lock-timeout", type=click.IntRange(0, 24 * 3600), default=None,
+                     metavar="SECONDS",
+                     help="How long to wait for a lock held by another run; then exit 3 "
+                          "(default: 600, or twice [state] lock_lease_seconds if longer).")(f)
     return f
 
 
@@ -259,7 +270,7 @@ def deploy_options(f: Any) -> Any:
                    "parameters, outputs, versions…).")
 @pass_cli
 def deploy_command(obj: CliContext, environment: str, services: str | None, regions: str | None,
-                   concurrency: int | None, no_prompt: bool, lock_timeout: int,
+                   concurrency: int | None, no_prompt: bool, lock_timeout: int | None,
                    only_prompt: bool, detailed_exitcode: bool, force: bool, as_json: bool,
                    plan_out: Path | None, disable_rollback: bool, why: bool) -> None:
     """Plan ENV from the code and the remote state, confirm, and deploy what changed."""
@@ -296,7 +307,7 @@ def deploy_command(obj: CliContext, environment: str, services: str | None, regi
 @json_result_option
 @pass_cli
 def apply_command(obj: CliContext, plan_file: Path, regions: str | None,
-                  concurrency: int | None, no_prompt: bool, lock_timeout: int,
+                  concurrency: int | None, no_prompt: bool, lock_timeout: int | None,
                   disable_rollback: bool, as_json: bool) -> None:
     """Apply exactly the plan saved by `mila deploy --plan-out FILE`.
 
@@ -329,7 +340,7 @@ def apply_command(obj: CliContext, plan_file: Path, regions: str | None,
               help="Remove even services whose outputs deployed services still consume.")
 @pass_cli
 def remove_command(obj: CliContext, environment: str, services: str | None, regions: str | None,
-                   concurrency: int | None, no_prompt: bool, lock_timeout: int,
+                   concurrency: int | None, no_prompt: bool, lock_timeout: int | None,
                    plan_out: Path | None, as_json: bool, force: bool) -> None:
     """Destroy deployed services of ENV (all, or -s a,b), in every region (or --region).
     Alias: destroy.
@@ -376,7 +387,7 @@ cli.add_command(_alias(remove_command, "destroy", "remove"))
 @deploy_options
 @pass_cli
 def envs_destroy(obj: CliContext, name: str, concurrency: int | None, no_prompt: bool,
-                 lock_timeout: int) -> None:
+                 lock_timeout: int | None) -> None:
     """Destroy every service of NAME in every region, then the environment (history is kept).
 
     If a destroy fails, the environment and the records of what is still deployed are kept."""
@@ -406,7 +417,7 @@ def replicate_references(project: Any, name: str, region: str) -> Callable[[], N
     return copy
 
 
-def destroy_all(obj: CliContext, prepared: Prepared, concurrency: int | None, lock_timeout: int,
+def destroy_all(obj: CliContext, prepared: Prepared, concurrency: int | None, lock_timeout: int | None,
                 no_prompt: bool, human: Console, kept: str) -> None:
     """Show, confirm and run a removal plan; returns only when every destroy succeeded."""
     render_header(human, obj, prepared)
@@ -432,7 +443,7 @@ def destroy_all(obj: CliContext, prepared: Prepared, concurrency: int | None, lo
                    "from the environment's first region.")
 @pass_cli
 def envs_create_replicate(obj: CliContext, name: str, region: str, concurrency: int | None,
-                          no_prompt: bool, lock_timeout: int, no_copy: bool) -> None:
+                          no_prompt: bool, lock_timeout: int | None, no_copy: bool) -> None:
     """Add REGION to environment NAME and deploy every service there.
 
     First copies the SSM parameters and secrets that NAME's environment files reference from
@@ -480,16 +491,12 @@ def envs_create_replicate(obj: CliContext, name: str, region: str, concurrency: 
 @deploy_options
 @pass_cli
 def envs_destroy_replicate(obj: CliContext, name: str, region: str, concurrency: int | None,
-                           no_prompt: bool, lock_timeout: int) -> None:
+                           no_prompt: bool, lock_timeout: int | None) -> None:
     """Destroy every service of NAME in REGION, then remove REGION from the environment.
 
     If a destroy fails, the region and the records of what is still deployed are kept."""
     project = obj.project()
-    (region,) = parse_regions(region)
-    env = project.state.get_environment(name)
-    if region not in env.regions:
-        raise MilaError(f"environment '{name}' has no region {region}",
-                        hint=f"its regions: {', '.join(env.regions)}")
+    _, region = removable_region(project.state, name, region)  # before anything is destroyed
     human = ui.make_console()
     destroy_all(obj, prepare_removal(project, name, regions={region}), concurrency, lock_timeout,
                 no_prompt, human,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,7 @@ from typing import Any
 import click
 
 from mila import __version__
-from mila.errors import EXIT_INTERRUPTED, EXIT_USAGE, MilaError, ProjectNotFound
+from mila.errors import EXIT_INTERRUPTED, EXIT_USAGE, MilaError, ProjectNotFound, Terminated
 from mila.logs import configure_logging
 
 
@@ -187,14 +190,39 @@ class MilaGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with terminate_as_interrupt():
+                return super().invoke(ctx)
         except MilaError as exc:
             obj = ctx.find_object(CliContext)
             report_error(with_suggestions(exc, obj), obj.verbose if obj else 0)
             ctx.exit(exc.exit_code)
+        except Terminated as exc:
+            click.echo(f"stopped by {signal.Signals(exc.signum).name}", err=True)
+            ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise :class:`Terminated` (a ``KeyboardInterrupt``) in the main
+    thread, so a run stops as on Ctrl-C: actions cancelled, recorded, locks released."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated(signum)
+
+    wanted = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
+              if s is not None]
+    previous = {s: signal.signal(s, handler) for s in wanted}
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
 
 
 @click.group(cls=MilaGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -23,6 +24,8 @@ from mila.environments import (
     force_release,
     matching_locks,
     parse_regions,
+    refuse_live_locks,
+    require_account,
 )
 from mila.errors import MilaError
 from mila.locks import describe_holder
@@ -102,6 +105,7 @@ def envs_create(obj: CliContext, name: str, regions: str | None) -> None:
     """Register a new environment."""
     check_environment_name(name)
     project = obj.project()
+    require_account(project, name)
     if regions is None:
         default = project.config.default_region
         regions = click.prompt("Regions (comma-separated)", default=default) \
@@ -247,16 +251,25 @@ def locks_command(obj: CliContext, environment: str, as_json: bool) -> None:
 @env_option()
 @services_option("Only the locks of these services (comma-separated; default: all).")
 @click.option("--yes", "--no-prompt", "yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force", is_flag=True,
+              help="Release even locks whose holder still heartbeats (a live run: it stops "
+                   "and records 'lock lost').")
 @pass_cli
 def release_lock_command(obj: CliContext, environment: str, services: str | None,
-                         yes: bool) -> None:
-    """Force-release locks, whoever holds them (for a run that died)."""
-    state = obj.project().state
+                         yes: bool, force: bool) -> None:
+    """Release the locks of a run that died, whoever holds them.
+
+    A lock whose heartbeat is fresh (its run is alive) is refused (exit 3) without --force."""
+    project = obj.project()
+    state = project.state
     names = [s.strip() for s in services.split(",") if s.strip()] if services else None
     locks = matching_locks(state, environment, names)
     if not locks:
         ui.echo(f"no locks held in {environment}")
         return
+    require_account(project, environment)
+    if not force:
+        refuse_live_locks(locks, timedelta(seconds=project.config.state.lock_lease_seconds))
     for lk in locks:
         ui.echo(f"{lk.service} in {lk.region}: held by {describe_holder(lk)}"
                 + (" (expired)" if lk.expired() else ""))

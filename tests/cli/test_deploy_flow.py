@@ -388,3 +388,16 @@ def test_a_local_only_plan_asks_for_no_cloud_identity(project, run_mila, monkeyp
     assert r.exit_code == 0, r.output
     assert "111122223333" in r.output
     assert probe.read_text() == "asked\n"
+
+
+@pytest.mark.parametrize("shop", ["local"], indirect=True)
+def test_destroy_replicate_of_the_only_region_refuses_before_destroying(shop, run_mila) -> None:
+    assert run_mila("envs", "create", "solo", "--regions", "eu-west-1").exit_code == 0
+    r = run_mila("deploy", "-e", "solo", "-s", "web", "--no-prompt")
+    assert r.exit_code == 0, r.output
+    r = run_mila("envs", "destroy-replicate", "solo", "eu-west-1", "--no-prompt")
+    assert r.exit_code == 2, r.output
+    assert "eu-west-1 is the only region of environment 'solo'" in r.output
+    assert not [c for c in calls(shop.root) if c["op"] == "destroy"]
+    records = json.loads(run_mila("envs", "describe", "solo", "--json").stdout)["records"]
+    assert [(x["service"], x["status"]) for x in records] == [("web", "succeeded")]

@@ -7,6 +7,7 @@ local backend where the behaviour is the backend's own.
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -305,18 +306,30 @@ def test_locks_and_release_lock(ready: Any, run_mila: Any) -> None:
     assert [(lk["service"], lk["region"], lk["owner"]["pid"], lk["expired"]) for lk in data] == \
         [("api", "eu-west-1", 4242, False), ("web", "us-east-1", 4242, False)]
 
-    r = run_mila("release-lock", "-e", "dev", "-s", "api", input="n\n")
+    # fresh heartbeats: a live run's locks are refused without --force, naming who and since when
+    r = run_mila("release-lock", "-e", "dev", "-s", "api", "--yes")
+    assert r.exit_code == 3, r.output
+    assert "refusing to release 1 live lock(s)" in r.output
+    assert "api in eu-west-1: bob@contract-host (pid 4242, CI job job-7) since " in r.output
+    assert "last heartbeat 0 s ago" in r.output and "--force" in r.output
+    assert len(state.locks("dev")) == 2
+    r = run_mila("release-lock", "-e", "dev", "-s", "api", "--force", input="n\n")
     assert r.exit_code == 2 and "nothing released" in r.output
     assert "api in eu-west-1: held by bob@contract-host (pid 4242, CI job job-7)" in r.output
     assert len(state.locks("dev")) == 2
     r = run_mila("release-lock", "-e", "dev", "-s", "nope", "--yes")
     assert r.exit_code == 2 and "no lock held on nope" in r.output
-    r = run_mila("release-lock", "-e", "dev", "-s", "api", input="y\n")
+    r = run_mila("release-lock", "-e", "dev", "-s", "api", "--force", input="y\n")
     assert r.exit_code == 0 and "released 1 lock(s)" in r.output
     assert [lk.service for lk in state.locks("dev")] == ["web"]
-    r = run_mila("release-lock", "-e", "dev", "--yes")
+    r = run_mila("release-lock", "-e", "dev", "--yes", "--force")
     assert r.exit_code == 0 and "released 1 lock(s)" in r.output
     assert "no locks held in dev" in run_mila("locks", "-e", "dev").output
+    # a dead run's lock (no heartbeat since its lease ended) needs no --force
+    state.acquire_lock("dev", "api", "eu-west-1", owner, timedelta(seconds=0.2))
+    time.sleep(0.3)
+    r = run_mila("release-lock", "-e", "dev", "--yes")
+    assert r.exit_code == 0 and "released 1 lock(s)" in r.output
 
 
 # ----------------------------------------------------------------------------- local backend
