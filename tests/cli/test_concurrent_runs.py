@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -43,8 +44,9 @@ def shop(request, project, run_mila, monkeypatch):
     return project
 
 
-def start(root: Path, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "MILA_PLUGINS": "mila_fake_deployer", "PYTHONPATH": SUPPORT}
+def start(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    env = {**os.environ, "MILA_PLUGINS": "mila_fake_deployer", "PYTHONPATH": SUPPORT,
+           **(env or {})}
     mila = str(Path(sys.executable).with_name("mila"))
     return subprocess.Popen([mila, "-C", str(root), "deploy", "-e", "dev", "--no-prompt",
                              "-c", "6", *args], env=env, stdout=subprocess.PIPE,
@@ -103,3 +105,70 @@ def test_runs_at_once_deploy_each_change_exactly_once(shop) -> None:
     assert tried == 12
     assert skipped > 0, "the runs never overlapped: nothing was tested"
     print(f"runs {tried}, skipped {skipped}")  # figures for the issue
+
+
+def slow_run(shop, seconds: str = "60") -> subprocess.Popen[str]:
+    proc = start(shop.root, "-s", "worker", env={"MILA_FAKE_SLEEP": seconds})
+    wait_for_log(shop.root, "worker")
+    wait_for_log(shop.root, "worker", "us-east-1")
+    return proc
+
+
+@pytest.mark.slow
+def test_a_killed_run_is_recovered_by_a_plain_rerun(shop) -> None:
+    state = state_of(shop.root)
+    proc = slow_run(shop)
+    proc.kill()  # SIGKILL: no clean-up at all
+    proc.wait(timeout=30)
+    assert {r.status for r in state.records("dev")} == {Status.IN_PROGRESS}
+    assert len(state.locks("dev")) == 2
+    t0 = time.monotonic()
+    rerun = start(shop.root, "-s", "worker", env={"MILA_FAKE_SLEEP": "0"})
+    out = rerun.communicate(timeout=120)[0]
+    recovered_in = time.monotonic() - t0
+    assert rerun.returncode == 0, out
+    assert recovered_in < 3 + 20, out  # the 3 s lease, plus start-up on a busy machine
+    print(f"SIGKILL recovered by a plain rerun in {recovered_in:.1f}s")
+    assert {(r.service, r.status) for r in state.records("dev")} == {("worker", Status.SUCCEEDED)}
+    assert state.locks("dev") == []
+    rows = state.history("dev")
+    interrupted = [r for r in rows if r.status is Status.INTERRUPTED]
+    assert {(r.service, r.region) for r in interrupted} == {("worker", g) for g in REGIONS}
+    assert all("never finished" in (r.message or "") and r.by for r in interrupted)
+    assert Counter(r.status for r in rows) == {Status.INTERRUPTED: 2, Status.SUCCEEDED: 2}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129),
+                                          (signal.SIGINT, 130)])
+def test_sigterm_sighup_and_ctrl_c_stop_cleanly(shop, signum, code) -> None:
+    if shop.root.joinpath("mila.toml").read_text().count('"aws"') and signum != signal.SIGTERM:
+        pytest.skip("one signal is enough on the aws backend")
+    state = state_of(shop.root)
+    proc = slow_run(shop)
+    proc.send_signal(signum)
+    out = proc.communicate(timeout=60)[0]
+    assert proc.returncode == code, out
+    assert {r.status for r in state.records("dev")} == {Status.FAILED}
+    assert state.locks("dev") == []
+    assert {(r.service, r.status) for r in state.history("dev")} == {("worker", Status.FAILED)}
+    rerun = start(shop.root, "-s", "worker", env={"MILA_FAKE_SLEEP": "0"})
+    assert rerun.wait(timeout=120) == 0
+
+
+@pytest.mark.slow
+def test_a_holder_whose_lock_is_released_stops_and_records_lock_lost(shop, run_mila) -> None:
+    state = state_of(shop.root)
+    proc = slow_run(shop)
+    live = run_mila("release-lock", "-e", "dev", "-s", "worker", "--yes")
+    assert live.exit_code == 3 and "live lock" in live.output, live.output
+    released = run_mila("release-lock", "-e", "dev", "-s", "worker", "--yes", "--force")
+    assert released.exit_code == 0, released.output
+    out = proc.communicate(timeout=60)[0]  # the heartbeat (every 1 s) finds the lock gone
+    assert proc.returncode == 1, out
+    assert "lock lost" in out
+    assert {r.status for r in state.records("dev")} == {Status.FAILED}
+    assert state.locks("dev") == []
+    rows = state.history("dev")
+    assert [r.status for r in rows] == [Status.FAILED, Status.FAILED]
+    assert all((r.message or "").startswith("lock lost") for r in rows)

@@ -2,8 +2,9 @@
 
 Registered through ``MILA_PLUGINS=mila_fake_deployer`` (``tests/support`` is on sys.path), the
 way a user adds a local plugin module. Service keys: ``fail = true`` (or a file ``FAIL`` in the
-workspace) makes deploys fail; ``sleep = seconds`` slows them; ``warn = "text"`` logs a
-warning. Outputs: ``Url``, ``Param<name>`` for each parameter, and with ``ids = true`` an
+workspace) makes deploys fail; ``sleep = seconds`` slows them (``MILA_FAKE_SLEEP`` overrides
+it, without changing the checksum: a rerun of a killed run can be quick); ``warn = "text"``
+logs a warning. Outputs: ``Url``, ``Param<name>`` for each parameter, and with ``ids = true`` an
 ``Id`` (new each time the stack is created, kept by updates, like a physical id). It has a
 build phase: a file ``BUILD_FAIL`` in the workspace makes the build fail; each build is
 appended to ``.fake-cloud/builds.jsonl``. Every call is appended to
@@ -13,6 +14,7 @@ appended to ``.fake-cloud/builds.jsonl``. Every call is appended to
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
@@ -74,7 +76,8 @@ class FakeDeployer:
             from mila.logs import get_logger
 
             get_logger("fake").warning(str(ws.settings["warn"]))
-        if context.cancel.wait(float(ws.settings.get("sleep", 0))):
+        sleep = os.environ.get("MILA_FAKE_SLEEP") or ws.settings.get("sleep", 0)
+        if context.cancel.wait(float(sleep)):
             raise DeployError("cancelled by the user")
         stack = f"{context.project}-{action.service}-{action.environment}"
         if ws.settings.get("fail") or (context.root / ws.path / "FAIL").exists():
