@@ -8,8 +8,13 @@
 * **Sandbox safety**: when the sandbox is targeted (``MILA_SANDBOX`` is set, or
   ``AWS_ENDPOINT_URL`` points at a loopback address) :func:`verify_target` refuses to go on
   unless ``sts:GetCallerIdentity`` answers with the sandbox's account, and refuses a
-  non-loopback endpoint while ``MILA_SANDBOX`` is set. Every built-in plugin calls it before
-  its first write, so a mis-set variable can never touch a real account.
+  non-loopback endpoint while ``MILA_SANDBOX`` is set — ``AWS_ENDPOINT_URL`` and every
+  ``AWS_ENDPOINT_URL_<SERVICE>``. Every built-in plugin calls it before its first write, so a
+  mis-set variable can never touch a real account.
+* **Fail fast**: a configured endpoint that refuses connections (or whose name does not
+  resolve) is reported within seconds, naming it (:func:`probe_endpoint`; with
+  ``MILA_SANDBOX``: the sandbox is not running, and how to start it), instead of after the
+  retries meant for throttling.
 
 boto3 is imported lazily: it costs 110–150 ms, and most commands never need it.
 """
@@ -17,6 +22,7 @@ boto3 is imported lazily: it costs 110–150 ms, and most commands never need it
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from typing import Any
 from urllib.parse import urlparse
@@ -44,6 +50,40 @@ def is_loopback(url: str) -> bool:
     return host in _LOOPBACK_HOSTS or host.startswith("127.")
 
 
+def configured_endpoints() -> dict[str, str]:
+    """Every endpoint set in the environment: ``AWS_ENDPOINT_URL`` and the per-service
+    ``AWS_ENDPOINT_URL_<SERVICE>`` variables, by variable name."""
+    return {k: v for k, v in os.environ.items()
+            if (k == "AWS_ENDPOINT_URL" or k.startswith("AWS_ENDPOINT_URL_")) and v}
+
+
+PROBE_TIMEOUT = 3.0
+_probed: set[str] = set()
+
+
+def probe_endpoint(url: str) -> None:
+    """Refuse at once (no retries) when nothing listens at ``url`` or its name does not
+    resolve. Skipped behind an HTTP(S) proxy, which may reach what this machine cannot."""
+    if url in _probed or os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy"):
+        return
+    parsed = urlparse(url)
+    host = parsed.hostname or ""
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        if os.environ.get("MILA_SANDBOX"):
+            raise StateError(f"the sandbox is not running: nothing answers at {url} ({reason})",
+                             hint="start it with `mila sandbox --background` (or unset "
+                                  "MILA_SANDBOX and AWS_ENDPOINT_URL to use AWS)") from None
+        raise StateError(f"cannot reach the AWS endpoint {url}: {reason}",
+                         hint="check AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_<SERVICE>) and "
+                              "your network") from None
+    _probed.add(url)
+
+
 def sandbox_targeted() -> bool:
     url = endpoint_url()
     return bool(os.environ.get("MILA_SANDBOX")) or (url is not None and is_loopback(url))
@@ -62,6 +102,7 @@ def reset_caches(clients: bool = False) -> None:
             _sessions.clear()
     with _verified_lock:
         _verified.clear()
+    _probed.clear()
 
 
 def client(service: str, region: str | None = None) -> Any:
@@ -72,11 +113,17 @@ def client(service: str, region: str | None = None) -> Any:
     The cache key includes the pid (a forked child builds its own) and the credential-relevant
     environment (tests switch it).
     """
+    if os.environ.get("MILA_SANDBOX"):
+        check_sandbox_endpoints()  # before any request, whichever call comes first
     key = (os.getpid(), endpoint_url(), os.environ.get("AWS_PROFILE"),
            os.environ.get("AWS_ACCESS_KEY_ID"), service, region)
     found = _clients.get(key)
     if found is not None:
         return found
+    service_url = os.environ.get(f"AWS_ENDPOINT_URL_{service.upper().replace('-', '_')}")
+    url = service_url or endpoint_url()
+    if url:
+        probe_endpoint(url)
     with _clients_lock:
         if key not in _clients:
             import boto3
@@ -95,11 +142,14 @@ def client(service: str, region: str | None = None) -> Any:
 
 def caller_identity(region: str | None = None) -> Identity:
     """``sts:GetCallerIdentity`` as an :class:`Identity`; a clear error without credentials."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
     try:
         answer = client("sts", region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1") \
             .get_caller_identity()
+    except EndpointConnectionError as exc:
+        raise StateError(f"cannot reach the AWS endpoint {exc.kwargs.get('endpoint_url')}: {exc}",
+                         hint="check your network (and AWS_ENDPOINT_URL)") from None
     except (BotoCoreError, ClientError) as exc:
         raise StateError(f"cannot find the AWS identity to use: {exc}",
                          hint="log in (aws sso login, AWS_PROFILE or access keys), or start the "
@@ -108,6 +158,21 @@ def caller_identity(region: str | None = None) -> Identity:
     source = f"sandbox {url}" if url and sandbox_targeted() else \
         (f"profile {os.environ['AWS_PROFILE']}" if os.environ.get("AWS_PROFILE") else "default chain")
     return Identity(account=answer["Account"], arn=answer["Arn"], source=source)
+
+
+def check_sandbox_endpoints() -> None:
+    """With ``MILA_SANDBOX``: every configured endpoint must be loopback (the sandbox), and
+    ``AWS_ENDPOINT_URL`` must be set, before any request is sent."""
+    url = endpoint_url()
+    if url is None or not is_loopback(url):
+        raise MilaError("MILA_SANDBOX is set but AWS_ENDPOINT_URL does not point at the sandbox "
+                        f"({url or 'unset'}); refusing to touch what may be a real AWS account",
+                        hint="export the lines `mila sandbox` prints, or unset MILA_SANDBOX")
+    elsewhere = sorted(f"{k}={v}" for k, v in configured_endpoints().items() if not is_loopback(v))
+    if elsewhere:
+        raise MilaError(f"MILA_SANDBOX is set but {', '.join(elsewhere)} is not the sandbox (not "
+                        "a loopback address); refusing to send requests there",
+                        hint="unset that variable, or point it at the sandbox's address")
 
 
 def verify_target(region: str | None = None) -> Identity:
@@ -120,10 +185,8 @@ def verify_target(region: str | None = None) -> Identity:
     with _verified_lock:
         if key in _verified:
             return _verified[key]
-    if os.environ.get("MILA_SANDBOX") and (url is None or not is_loopback(url)):
-        raise MilaError("MILA_SANDBOX is set but AWS_ENDPOINT_URL does not point at the sandbox "
-                        f"({url or 'unset'}); refusing to touch what may be a real AWS account",
-                        hint="export the lines `mila sandbox` prints, or unset MILA_SANDBOX")
+    if os.environ.get("MILA_SANDBOX"):
+        check_sandbox_endpoints()
     identity = caller_identity(region)
     if sandbox_targeted() and identity.account != SANDBOX_ACCOUNT:
         raise MilaError(f"the sandbox was targeted but AWS answered with account "
