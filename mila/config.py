@@ -21,6 +21,8 @@ Root keys::
     [accounts.<alias>]
     id = "123456789012"                # deploys to `environments` must run in this account
     environments = ["prod"]
+    [environments.<name>]
+    role_arn = "arn:aws:iam::…:role/…" # assumed for every AWS call of this environment
     plugins = ["module"]               # extra plugin modules to register
     disable_plugins = ["name"]         # plugins (entry point names) not to load
     src = ["uv.lock"]                  # root files every service depends on
@@ -58,7 +60,8 @@ AWS_REGIONS = frozenset({
     "us-east-1", "us-east-2", "us-gov-east-1", "us-gov-west-1", "us-west-1", "us-west-2",
 })
 
-ROOT_KEYS = {"project", "state", "accounts", "plugins", "disable_plugins", "src"}
+ROOT_KEYS = {"project", "state", "accounts", "environments", "plugins", "disable_plugins", "src"}
+ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 PROJECT_KEYS = {"name", "default_region", "workspaces", "artifacts_bucket"}
 #: Keys of ``[service]`` the core knows; deployers add their own (``DeployerType.config_keys``).
 SERVICE_KEYS = {"name", "deployer", "template", "regions", "depends_on", "parameters", "src",
@@ -74,6 +77,14 @@ class AccountConfig:
     alias: str
     id: str
     environments: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentConfig:
+    """``[environments.<name>]``: settings of one environment."""
+
+    name: str
+    role_arn: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +114,7 @@ class ProjectConfig:
     disable_plugins: tuple[str, ...] = ()
     src: tuple[str, ...] = ()
     artifacts_bucket: str | None = None
+    environments: Mapping[str, EnvironmentConfig] = field(default_factory=frozen_mapping)
 
     @property
     def mila_dir(self) -> Path:
@@ -270,6 +282,7 @@ def parse_config(doc: dict[str, Any], root: Path, file: str) -> ProjectConfig:
                                                 f"{key}.environments")))
 
     return ProjectConfig(
+        environments=_environments(c, doc),
         root=root,
         config_file=file,
         name=name,
@@ -282,6 +295,22 @@ def parse_config(doc: dict[str, Any], root: Path, file: str) -> ProjectConfig:
         src=c.strings(doc.get("src", []), "src"),
         artifacts_bucket=artifacts,
     )
+
+
+def _environments(c: _Checker, doc: dict[str, Any]) -> Mapping[str, EnvironmentConfig]:
+    out = {}
+    for name, table in c.table(doc.get("environments", {}), "environments").items():
+        key = f"environments.{name}"
+        table = c.table(table, key)
+        c.unknown(table, {"role_arn"}, key)
+        role = table.get("role_arn")
+        if role is not None:
+            role = c.string(role, f"{key}.role_arn")
+            if not ROLE_ARN_RE.match(role):
+                raise c.fail(f"{key}.role_arn", f"'{role}' is not an IAM role ARN",
+                             hint="for example arn:aws:iam::123456789012:role/mila-deploy")
+        out[name] = EnvironmentConfig(name, role)
+    return frozen_mapping(out)
 
 
 def parse_service_table(table: Any, file: str, extra_keys: frozenset[str] | set[str]) -> dict[str, Any]:

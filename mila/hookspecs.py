@@ -89,6 +89,16 @@ def mila_commands() -> Sequence[click.Command]:
 # ----------------------------------------------------------------- planning
 
 
+@hookspec
+def mila_environment_selected(config: ProjectConfig, environment: str) -> None:
+    """Called once a command knows the environment it acts on (``-e``, a plan file's), before
+    it asks for the identity or calls the cloud for that environment.
+
+    The ``aws`` plugin assumes ``[environments.<name>].role_arn`` here, so every AWS call that
+    follows (state, deploys, references, logs) and the ``[accounts]`` check use that role.
+    """
+
+
 @hookspec(firstresult=True)
 def mila_identity(config: ProjectConfig) -> Identity | None:
     """Return the cloud identity this run will use, or ``None`` if this plugin has none.

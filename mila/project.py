@@ -25,6 +25,7 @@ class Project:
     config: ProjectConfig
     pm: MilaPluginManager
     _deployers: dict[str, Deployer] = field(default_factory=dict)
+    _selected: str | None = None
 
     @property
     def root(self) -> Path:
@@ -84,6 +85,13 @@ class Project:
             return True
         types = self.pm.registry.deployers
         return any(types[d].iam_statements is not None for d in deployers if d in types)
+
+    def select_environment(self, environment: str) -> None:
+        """Tell the plugins which environment this command acts on
+        (``mila_environment_selected``); once per environment and process."""
+        if environment != self._selected:
+            self._selected = environment
+            self.pm.hook.mila_environment_selected(config=self.config, environment=environment)
 
     def identity(self, deployers: Iterable[str] | None = None) -> Any:
         """The cloud identity (``mila_identity``); ``None`` without asking any plugin when

@@ -314,6 +314,7 @@ def apply_command(obj: CliContext, plan_file: Path, regions: str | None,
     Refuses (exit 2) if the code or the state changed since the plan was made."""
     project = obj.project()
     saved = load_plan_file(plan_file)
+    project.select_environment(saved["environment"])
     if regions is not None:
         env = project.state.get_environment(saved["environment"])
         saved = restrict_plan_file(saved, select_regions(env, regions) or ())
@@ -392,6 +393,7 @@ def envs_destroy(obj: CliContext, name: str, concurrency: int | None, no_prompt:
 
     If a destroy fails, the environment and the records of what is still deployed are kept."""
     project = obj.project()
+    project.select_environment(name)
     human = ui.make_console()
     destroy_all(obj, prepare_removal(project, name), concurrency, lock_timeout, no_prompt, human,
                 kept=f"environment {name} is kept: some services are still deployed")
@@ -450,6 +452,7 @@ def envs_create_replicate(obj: CliContext, name: str, region: str, concurrency: 
     its first region into REGION (those already there are kept; --no-copy skips this). If a
     deploy fails, what was deployed in REGION is destroyed and the region removed again."""
     project = obj.project()
+    project.select_environment(name)
     copying = None if no_copy else replicate_references(project, name, region)
     env = add_region(project.state, name, region)
     region = env.regions[-1]
@@ -496,6 +499,7 @@ def envs_destroy_replicate(obj: CliContext, name: str, region: str, concurrency:
 
     If a destroy fails, the region and the records of what is still deployed are kept."""
     project = obj.project()
+    project.select_environment(name)
     _, region = removable_region(project.state, name, region)  # before anything is destroyed
     human = ui.make_console()
     destroy_all(obj, prepare_removal(project, name, regions={region}), concurrency, lock_timeout,

@@ -26,12 +26,16 @@ class CliContext:
     project_dir: Path | None = None
     verbose: int = 0
     log_format: str = "console"
+    #: the environment of ``-e`` (or ``MILA_ENV``), told to the plugins when the project loads
+    environment: str | None = None
     _project: Any = field(default=None, repr=False)
 
     def project(self) -> Any:
         if self._project is None:
             from mila.project import load_project
             self._project = load_project(self.project_dir)
+        if self.environment is not None:
+            self._project.select_environment(self.environment)
         return self._project
 
 

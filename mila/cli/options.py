@@ -35,7 +35,19 @@ class AliasedOption(click.Option):
 def env_option(help: str = "Environment (default: $MILA_ENV).", required: bool = True) -> Callable[[F], F]:
     return click.option("-e", "--env", "environment", required=required, envvar=ENV_VAR,
                         show_envvar=False, metavar="ENV", help=help,
-                        shell_complete=_complete_environments)
+                        shell_complete=_complete_environments, callback=_remember_environment)
+
+
+def _remember_environment(ctx: click.Context, param: click.Parameter,
+                          value: str | None) -> str | None:
+    """The environment is known before the command loads the project: plugins are told of it
+    as the project loads (per-environment roles apply to every cloud call)."""
+    from mila.cli.main import CliContext
+
+    obj = ctx.find_object(CliContext)
+    if obj is not None and value and not ctx.resilient_parsing:
+        obj.environment = value
+    return value
 
 
 def services_option(help: str = "Only these services (comma-separated).",

@@ -27,7 +27,7 @@ from mila.environments import (
     refuse_live_locks,
     require_account,
 )
-from mila.errors import MilaError
+from mila.errors import EnvironmentExists, MilaError
 from mila.locks import describe_holder
 from mila.model import Identity, utcnow
 from mila.names import check_services
@@ -100,8 +100,11 @@ def envs_group() -> None:
 @envs_group.command("create")
 @click.argument("name")
 @click.option("--regions", help="Comma-separated regions (default: [project].default_region).")
+@click.option("--exist-ok", is_flag=True,
+              help="Succeed when the environment already exists (pull-request pipelines); "
+                   "its regions are left as they are.")
 @pass_cli
-def envs_create(obj: CliContext, name: str, regions: str | None) -> None:
+def envs_create(obj: CliContext, name: str, regions: str | None, exist_ok: bool) -> None:
     """Register a new environment."""
     check_environment_name(name)
     project = obj.project()
@@ -109,8 +112,19 @@ def envs_create(obj: CliContext, name: str, regions: str | None) -> None:
     if regions is None:
         default = project.config.default_region
         regions = click.prompt("Regions (comma-separated)", default=default) \
-            if ui.is_terminal(sys.stdin) else default
-    env = create_environment(project.state, name, parse_regions(regions))
+            if ui.is_terminal(sys.stdin) and not exist_ok else default
+    wanted = parse_regions(regions)
+    try:
+        env = create_environment(project.state, name, wanted)
+    except EnvironmentExists:
+        if not exist_ok:
+            raise
+        env = project.state.get_environment(name)
+        note = "" if set(wanted) <= set(env.regions) else \
+            f" (not adding {', '.join(r for r in wanted if r not in env.regions)}: use " \
+            f"`mila envs create-replicate {name} REGION`)"
+        ui.echo(f"environment {env.name} already exists in {', '.join(env.regions)}{note}")
+        return
     ui.echo(f"created environment {env.name} in {', '.join(env.regions)}")
 
 

@@ -64,6 +64,17 @@ def mila_reference_resolvers() -> Sequence[ReferenceResolverType]:
 
 
 @hookimpl
+def mila_environment_selected(config: ProjectConfig, environment: str) -> None:
+    """``[environments.<name>].role_arn``: every AWS call of this environment assumes it."""
+    settings = config.environments.get(environment)
+    role = settings.role_arn if settings is not None else None
+    from mila_aws.session import assume_role, current_role
+
+    if role is not None or current_role() is not None:
+        assume_role(role, session_name=f"mila-{config.name}-{environment}"[:64])
+
+
+@hookimpl
 def mila_identity(config: ProjectConfig) -> Identity | None:
     from mila_aws.session import verify_target
 

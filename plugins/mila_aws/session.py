@@ -15,6 +15,12 @@
   resolve) is reported within seconds, naming it (:func:`probe_endpoint`; with
   ``MILA_SANDBOX``: the sandbox is not running, and how to start it), instead of after the
   retries meant for throttling.
+* **Per-environment roles**: :func:`assume_role` (called when a command selects an
+  environment with ``[environments.<name>] role_arn``) makes every client created afterwards
+  use that role: ``sts:AssumeRole`` from the current credentials, or
+  ``sts:AssumeRoleWithWebIdentity`` with the token of ``AWS_WEB_IDENTITY_TOKEN_FILE`` (GitHub
+  Actions / GitLab CI OIDC). The credentials refresh themselves before they expire, so a long
+  deploy never runs out of them. The identity (and the ``[accounts]`` check) is the role's.
 
 boto3 is imported lazily: it costs 110–150 ms, and most commands never need it.
 """
@@ -37,8 +43,19 @@ _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 _clients: dict[tuple[object, ...], Any] = {}
 _sessions: dict[tuple[object, ...], Any] = {}
 _clients_lock = threading.Lock()
-_verified: dict[tuple[str | None, str | None], Identity] = {}
+_verified: dict[tuple[str | None, str | None, str | None], Identity] = {}
 _verified_lock = threading.Lock()
+#: the role every new client assumes (None: the standard credential chain's identity)
+_role: dict[str, str | None] = {"arn": None, "session_name": None}
+
+
+def assume_role(role_arn: str | None, session_name: str = "mila") -> None:
+    """Make every client created from now on (in this process) act as ``role_arn``."""
+    _role["arn"], _role["session_name"] = role_arn, session_name
+
+
+def current_role() -> str | None:
+    return _role["arn"]
 
 
 def endpoint_url() -> str | None:
@@ -90,19 +107,24 @@ def sandbox_targeted() -> bool:
 
 
 def reset_caches(clients: bool = False) -> None:
-    """Forget the verified identities (tests switch endpoints); with ``clients``, the cached
-    sessions and clients too.
+    """Forget the verified identities (tests switch endpoints) and the assumed role; with
+    ``clients``, the cached sessions and clients too.
 
     Clients are keyed by pid, endpoint, profile and access key, so a changed environment gets
     new ones anyway; keeping them saves 0.1-0.3 s of client creation per test.
     """
-    if clients:
-        with _clients_lock:
+    with _clients_lock:
+        if clients:
             _clients.clear()
             _sessions.clear()
+        # sessions of an assumed role hold credentials the endpoint issued: never reused
+        for cache in (_clients, _sessions):
+            for key in [k for k in cache if k[4] is not None]:
+                del cache[key]
     with _verified_lock:
         _verified.clear()
     _probed.clear()
+    assume_role(None)
 
 
 def client(service: str, region: str | None = None) -> Any:
@@ -116,7 +138,7 @@ def client(service: str, region: str | None = None) -> Any:
     if os.environ.get("MILA_SANDBOX"):
         check_sandbox_endpoints()  # before any request, whichever call comes first
     key = (os.getpid(), endpoint_url(), os.environ.get("AWS_PROFILE"),
-           os.environ.get("AWS_ACCESS_KEY_ID"), service, region)
+           os.environ.get("AWS_ACCESS_KEY_ID"), _role["arn"], service, region)
     found = _clients.get(key)
     if found is not None:
         return found
@@ -129,15 +151,52 @@ def client(service: str, region: str | None = None) -> Any:
             import boto3
             from botocore.config import Config
 
-            session_key = key[:4]
+            session_key = key[:5]
             if session_key not in _sessions:
-                _sessions[session_key] = boto3.session.Session()
+                _sessions[session_key] = boto3.session.Session() if _role["arn"] is None else \
+                    _role_session(_role["arn"], _role["session_name"] or "mila")
             cfg = Config(retries={"mode": "adaptive", "max_attempts": 10},
                          connect_timeout=10, read_timeout=70, max_pool_connections=50)
             c = _sessions[session_key].client(service, region_name=region, config=cfg)
             c.exceptions  # noqa: B018 - built lazily without a lock in botocore; build it now
             _clients[key] = c
         return _clients[key]
+
+
+def _role_session(role_arn: str, session_name: str) -> Any:
+    """A boto3 session whose credentials come from assuming ``role_arn`` (refreshed by
+    botocore before they expire)."""
+    import boto3
+    import botocore.session
+    from botocore.credentials import RefreshableCredentials
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    sts = boto3.session.Session().client("sts", region_name=os.environ.get("AWS_DEFAULT_REGION")
+                                         or os.environ.get("AWS_REGION") or "us-east-1")
+    token_file = os.environ.get("AWS_WEB_IDENTITY_TOKEN_FILE")
+
+    def fetch() -> dict[str, str]:
+        try:
+            if token_file:
+                with open(token_file, encoding="utf-8") as f:
+                    token = f.read().strip()
+                answer = sts.assume_role_with_web_identity(
+                    RoleArn=role_arn, RoleSessionName=session_name, WebIdentityToken=token)
+            else:
+                answer = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name)
+        except (BotoCoreError, ClientError, OSError) as exc:
+            raise StateError(f"cannot assume the environment's role {role_arn}: {exc}",
+                             hint="check [environments.<name>].role_arn in mila.toml and that "
+                                  "the current identity may assume it (its trust policy)") from None
+        creds = answer["Credentials"]
+        return {"access_key": creds["AccessKeyId"], "secret_key": creds["SecretAccessKey"],
+                "token": creds["SessionToken"], "expiry_time": creds["Expiration"].isoformat()}
+
+    core = botocore.session.get_session()
+    core._credentials = RefreshableCredentials.create_from_metadata(  # botocore's documented way
+        metadata=fetch(), refresh_using=fetch,
+        method="assume-role-with-web-identity" if token_file else "assume-role")
+    return boto3.session.Session(botocore_session=core)
 
 
 def caller_identity(region: str | None = None) -> Identity:
@@ -157,6 +216,8 @@ def caller_identity(region: str | None = None) -> Identity:
     url = endpoint_url()
     source = f"sandbox {url}" if url and sandbox_targeted() else \
         (f"profile {os.environ['AWS_PROFILE']}" if os.environ.get("AWS_PROFILE") else "default chain")
+    if _role["arn"]:
+        source += f", role {_role['arn']}"
     return Identity(account=answer["Account"], arn=answer["Arn"], source=source)
 
 
@@ -181,7 +242,8 @@ def verify_target(region: str | None = None) -> Identity:
     Cached per (endpoint, credentials) so it costs one STS call per process.
     """
     url = endpoint_url()
-    key = (url, os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"))
+    key = (url, os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"),
+           _role["arn"])
     with _verified_lock:
         if key in _verified:
             return _verified[key]

@@ -185,3 +185,14 @@ def test_the_bash_script_completes_from_the_project(shop) -> None:
                        timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["api", "users"]
+
+
+def test_envs_create_exist_ok_is_idempotent(project, run_mila) -> None:
+    project.root_config()
+    assert run_mila("init").exit_code == 0
+    assert run_mila("envs", "create", "pr-12", "--exist-ok").exit_code == 0
+    r = run_mila("envs", "create", "pr-12")
+    assert r.exit_code == 2 and "already exists" in r.output
+    r = run_mila("envs", "create", "pr-12", "--exist-ok", "--regions", "eu-west-1,us-east-1")
+    assert r.exit_code == 0 and "already exists in eu-west-1" in r.output
+    assert "not adding us-east-1" in r.output
