@@ -51,6 +51,7 @@ from mila.model import (
 )
 from mila.orchestrator import Done
 from mila.parameters import resolve_parameters
+from mila.private import open_private, private_dirs
 from mila.protocols import DeployContext, read_record
 
 if TYPE_CHECKING:
@@ -143,9 +144,9 @@ class ActionRunner:
 
         a, run = self.action, self.run
         path = log_path(run.project, a)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dirs(path.parent, run.project.config.mila_dir)
         run.reporter.started(self.key)
-        with path.open("w", encoding="utf-8") as logfile:
+        with open_private(path) as logfile:
             if self.ws is not None and a.kind is not ActionKind.DESTROY:
                 build_before_lock(run.project, self.ws, logfile,
                                   functools.partial(run.reporter.phase, self.key), self.cancel)

@@ -19,6 +19,7 @@ def iam_policy(*, table: str, bucket: str, region: str) -> dict[str, Any]:
         {"Sid": "MilaStateTable", "Effect": "Allow", "Resource": table_arn, "Action": [
             "dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:TagResource",
             "dynamodb:DescribeContinuousBackups", "dynamodb:UpdateContinuousBackups",
+            "dynamodb:UpdateTable",
             "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
             "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:ConditionCheckItem"]},
         {"Sid": "MilaStateBucket", "Effect": "Allow", "Resource": bucket_arn, "Action": [

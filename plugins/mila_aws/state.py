@@ -1,6 +1,7 @@
 """The ``aws`` state backend: one DynamoDB table and one S3 bucket in the project's default region.
 
-Table ``pk``/``sk`` (both strings), on-demand, encrypted, point-in-time recovery on::
+Table ``pk``/``sk`` (both strings), on-demand, encrypted, point-in-time recovery and deletion
+protection on::
 
     ENV#dev   META                    the environment (regions, created by/at)
     ENV#dev   SVC#api#eu-west-1       the current deployment of api in eu-west-1
@@ -295,11 +296,15 @@ class AwsState:
                     TableName=self.table, KeySchema=KEY_SCHEMA, BillingMode="PAY_PER_REQUEST",
                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
                                           {"AttributeName": "sk", "AttributeType": "S"}],
-                    SSESpecification={"Enabled": True},
+                    SSESpecification={"Enabled": True}, DeletionProtectionEnabled=True,
                     Tags=[{"Key": "mila", "Value": "state"}])
-                done.append(f"DynamoDB table {self.table} (on-demand, encrypted)")
+                done.append(f"DynamoDB table {self.table} (on-demand, encrypted, deletion "
+                            "protection on)")
                 table = self._wait_active(ddb)
             self._check_schema(table)
+            if not table.get("DeletionProtectionEnabled"):  # a table made by an older mila
+                ddb.update_table(TableName=self.table, DeletionProtectionEnabled=True)
+                done.append(f"deletion protection on {self.table}")
             backups = ddb.describe_continuous_backups(TableName=self.table)
             pitr = backups["ContinuousBackupsDescription"].get(
                 "PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus")

@@ -32,6 +32,7 @@ from mila.errors import (
     StateNotInitialized,
 )
 from mila.model import Environment, HistoryEntry, Lock, LockOwner, Record, utcnow
+from mila.private import private_dirs, touch_private
 from mila.state_json import (
     dt_to_str,
     environment_from_dict,
@@ -148,7 +149,9 @@ class LocalState:
     def init(self) -> list[str]:
         created = []
         if not self.path.is_file():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # .mila/ 0700, the database 0600 (SQLite gives its -wal/-shm files the same mode)
+            private_dirs(self.path.parent, self.path.parent)
+            touch_private(self.path)
             created.append(f"SQLite database {self.path}")
         conn = self._open("rwc")
         try:

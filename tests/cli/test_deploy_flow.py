@@ -401,3 +401,23 @@ def test_destroy_replicate_of_the_only_region_refuses_before_destroying(shop, ru
     assert not [c for c in calls(shop.root) if c["op"] == "destroy"]
     records = json.loads(run_mila("envs", "describe", "solo", "--json").stdout)["records"]
     assert [(x["service"], x["status"]) for x in records] == [("web", "succeeded")]
+
+
+@pytest.mark.parametrize("shop", ["local"], indirect=True)
+def test_files_under_dot_mila_are_private(shop, run_mila) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        assert deploy(run_mila, "-s", "web").exit_code == 0
+    finally:
+        os.umask(old)
+    mila_dir = shop.root / ".mila"
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert mode(mila_dir) == 0o700
+    assert mode(mila_dir / "logs") == mode(mila_dir / "logs" / "dev") == 0o700
+    logs = list((mila_dir / "logs" / "dev").iterdir())
+    assert logs and {mode(p) for p in logs} == {0o600}
+    db = [p for p in mila_dir.iterdir() if p.name.startswith("state.db")]
+    assert db and {mode(p) for p in db} == {0o600}

@@ -49,6 +49,9 @@ def test_init_creates_table_and_bucket_as_specified(aws: AwsState) -> None:
         [("pk", "HASH"), ("sk", "RANGE")]
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert table["SSEDescription"]["Status"] == "ENABLED"
+    assert table["DeletionProtectionEnabled"] is True
+    with pytest.raises(ddb.exceptions.ClientError, match="DeletionProtectionEnabled is set to True"):
+        ddb.delete_table(TableName="shop-mila-state")
     backups = ddb.describe_continuous_backups(TableName="shop-mila-state")
     assert backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"][
         "PointInTimeRecoveryStatus"] == "ENABLED"
@@ -78,6 +81,9 @@ def test_init_repairs_settings_turned_off(aws: AwsState) -> None:
     client("s3", REGION).put_bucket_versioning(Bucket="shop-mila-checksums",
                                                VersioningConfiguration={"Status": "Suspended"})
     assert aws.init() == ["versioning on shop-mila-checksums"]
+    client("dynamodb", REGION).update_table(TableName="shop-mila-state",
+                                            DeletionProtectionEnabled=False)
+    assert aws.init() == ["deletion protection on shop-mila-state"]
 
 
 def test_bucket_in_us_east_1_has_no_location_constraint(sandbox: Any) -> None:
