@@ -508,9 +508,11 @@ class StackDeployer:
     def validate(self, action: Action, context: DeployContext) -> list[Finding]:
         """Plan-time checks, no AWS call: the template parses, the settings are valid, every
         parameter the template needs has a value and none is unknown, and cfn-lint passes
-        (once per template, for every region the service is planned in)."""
+        (once per template, for every region the service is planned in). A front-end whose
+        :meth:`template` synthesizes the template (``serverless``, ``cdk``) is not checked
+        here: synthesizing runs the framework, which is the deploy's work."""
         ws = context.workspace
-        if ws is None:
+        if ws is None or type(self).template is not StackDeployer.template:
             return []
         path = find_template(context.root / ws.path, ws.template)
         if path is None:
