@@ -219,3 +219,35 @@ def test_the_iam_policy_covers_framework_stacks(project, run_mila) -> None:  # t
     assert "cloudformation:CreateChangeSet" in statements["MilaServerlessStacks"]["Action"]
     assert statements["MilaCdkFindStacks"]["Action"] == ["cloudformation:DescribeStacks"]
     assert "MilaArtifacts" in statements
+
+
+def test_a_nested_stack_template_is_rewritten_then_published(tmp_path: Path) -> None:
+    from mila_cdk.assembly import read_assembly, rewrite
+
+    write_assembly(tmp_path)
+    nested = {"Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+        "Code": {"S3Bucket": {"Fn::Sub": BOOTSTRAP}, "S3Key": "abc.zip"}}}}}
+    (tmp_path / "ApiChild.nested.template.json").write_text(json.dumps(nested))
+    assets = json.loads((tmp_path / "Api.assets.json").read_text())
+    assets["files"]["def"] = {"source": {"path": "ApiChild.nested.template.json",
+                                         "packaging": "file"},
+                              "destinations": {"d": {"bucketName": BOOTSTRAP,
+                                                     "objectKey": "def.json"}}}
+    (tmp_path / "Api.assets.json").write_text(json.dumps(assets))
+    parent = {"Resources": {"Child": {"Type": "AWS::CloudFormation::Stack", "Properties": {
+        "TemplateURL": {"Fn::Join": ["", ["https://s3.", {"Ref": "AWS::Region"}, ".",
+                                          {"Ref": "AWS::URLSuffix"}, "/",
+                                          {"Fn::Sub": BOOTSTRAP}, "/def.json"]]}}}}}
+    uploaded: dict[str, bytes] = {}
+
+    def upload(data: bytes, extension: str) -> str:
+        key = f"k{len(uploaded)}{extension}"
+        uploaded[key] = data
+        return key
+
+    fixed = rewrite(parent, read_assembly(tmp_path, "cdk.out"), "mila-b", upload, "Api")
+    assert list(uploaded) == ["k0.zip", "k1.json"]  # the child's own asset first
+    assert json.loads(uploaded["k1.json"])["Resources"]["Fn"]["Properties"]["Code"] == {
+        "S3Bucket": {"Fn::Sub": "mila-b"}, "S3Key": "k0.zip"}
+    url = fixed["Resources"]["Child"]["Properties"]["TemplateURL"]["Fn::Join"][1]
+    assert url[-2:] == [{"Fn::Sub": "mila-b"}, "/k1.json"]
