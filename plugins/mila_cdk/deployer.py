@@ -38,10 +38,17 @@ from mila_cloudformation.deployer import (
 )
 from mila_cloudformation.templates import Template, dump_template
 from mila_cloudformation.variables import deliver_variables
-from mila_node import Tool, find_executable, plain_variables, run_tool, tool_environment
+from mila_node import (
+    Tool,
+    find_executable,
+    plain_variables,
+    run_tool,
+    tool_environment,
+    tool_findings,
+)
 
 from mila.errors import DeployError, MilaError
-from mila.model import Action, DeployResult, Workspace
+from mila.model import Action, DeployResult, Finding, Workspace
 from mila.protocols import DeployContext
 
 from .assembly import Assembly, Stack, read_assembly, rewrite
@@ -83,6 +90,18 @@ class CdkDeployer(StackDeployer):
         run_tool(command, cwd=folder, env=env, log=context.log, cancel=context.cancel,
                  what=f"{ws.path}: cdk synth")
         return read_assembly(out, f"{ws.path} (cdk.out)")
+
+    def validate(self, action: Action, context: DeployContext) -> list[Finding]:
+        """Plan-time checks, no process run and no AWS call: the ``[service]`` keys, Node.js
+        and the CDK installed. (The app itself runs at deploy time, in ``cdk synth``.)"""
+        ws = context.workspace
+        if ws is None:
+            return []
+        try:
+            StackSettings.from_workspace(ws)
+        except MilaError as exc:
+            return [Finding(str(exc))]
+        return tool_findings(TOOL, context.root / ws.path, context.root, ws.path)
 
     def deploy(self, action: Action, context: DeployContext) -> DeployResult:
         ws = context.workspace

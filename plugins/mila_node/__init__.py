@@ -6,7 +6,8 @@ plugins share. A tool is looked for, in order, in ``node_modules/.bin`` of the s
 and of each folder above it up to the project root (a service's own ``package.json``, or the
 monorepo's hoisted one), then on ``PATH`` (a global install); else ``npx`` runs the npm package.
 Node.js itself must be on ``PATH``: when it (or npm, for ``npx``) is missing, the error names what
-is missing and how to install it — before any call to AWS.
+is missing and how to install it — at plan time (:func:`tool_findings`, the deployers'
+``validate``: exit 2 before any lock), and again before any call to AWS.
 
 A tool's output goes to the action's log; when it fails, the error is the tool's own message
 (its last lines, colours removed), never a Python traceback. ``context.cancel`` (Ctrl-C) stops
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mila.errors import DeployError
+from mila.model import Finding
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 LOCK_FILES = ("package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml")
@@ -72,6 +74,17 @@ def find_executable(tool: Tool, folder: Path, root: Path) -> list[str]:
             hint=f"`npm install --save-dev {tool.package}` in the service's folder or the "
                  "repository root (install npm with Node.js if it is missing)")
     return ["npx", "--yes", tool.package]
+
+
+def tool_findings(tool: Tool, folder: Path, root: Path, where: str) -> list[Finding]:
+    """Plan-time check (``validate``): Node.js and the tool can be found — no process is run,
+    no cloud call made. A problem is one error finding (the plan is refused, exit 2)."""
+    try:
+        find_executable(tool, folder, root)
+    except DeployError as exc:
+        return [Finding(f"{exc.message} ({exc.hint})" if exc.hint else exc.message, file=where,
+                        rule=f"{tool.deployer}-tool")]
+    return []
 
 
 def run_tool(command: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: TextIO | None,

@@ -32,13 +32,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mila_cloudformation.deployer import StackDeployer
+from mila_cloudformation.deployer import StackDeployer, StackSettings
 from mila_cloudformation.packaging import RULES
 from mila_cloudformation.templates import Template
-from mila_node import Tool, find_executable, plain_variables, run_tool, tool_environment
+from mila_node import (
+    Tool,
+    find_executable,
+    plain_variables,
+    run_tool,
+    tool_environment,
+    tool_findings,
+)
 
-from mila.errors import DeployError
-from mila.model import Action, Workspace
+from mila.errors import DeployError, MilaError
+from mila.model import Action, Finding, Workspace
 from mila.protocols import DeployContext
 
 from . import config as sls_config
@@ -106,6 +113,19 @@ class ServerlessDeployer(StackDeployer):
         if name:
             return f"{name}-{self.stage(action, ws)}"
         return super().stack_name_for(action, context, template)
+
+    def validate(self, action: Action, context: DeployContext) -> list[Finding]:
+        """Plan-time checks, no process run and no AWS call: the ``[service]`` keys, Node.js
+        and the framework installed. (The framework validates ``serverless.yml`` itself when
+        it packages, at deploy time.)"""
+        ws = context.workspace
+        if ws is None:
+            return []
+        try:
+            StackSettings.from_workspace(ws)
+        except MilaError as exc:
+            return [Finding(str(exc))]
+        return tool_findings(TOOL, context.root / ws.path, context.root, ws.path)
 
     def parameters(self, action: Action, context: DeployContext, ws: Workspace,
                    template: Template) -> dict[str, str]:

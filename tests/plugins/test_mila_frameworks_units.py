@@ -251,3 +251,20 @@ def test_a_nested_stack_template_is_rewritten_then_published(tmp_path: Path) -> 
         "S3Bucket": {"Fn::Sub": "mila-b"}, "S3Key": "k0.zip"}
     url = fixed["Resources"]["Child"]["Properties"]["TemplateURL"]["Fn::Join"][1]
     assert url[-2:] == [{"Fn::Sub": "mila-b"}, "/k1.json"]
+
+
+def test_validate_refuses_the_plan_when_node_is_missing(project, run_mila,  # type: ignore[no-untyped-def]
+                                                        tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    project.root_config(workspaces=["services/*"])
+    project.write("services/greeter/serverless.yml", "service: greeter\n")
+    project.write("services/stats/cdk.json", '{"app": "node app.js"}\n')
+    project.commit_all()
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    r = run_mila("validate")
+    assert r.exit_code == 2, r.output
+    assert "the serverless deployer needs Node.js, and `node` is not on PATH" in r.output
+    assert "the cdk deployer needs Node.js" in r.output
+    assert "Traceback" not in r.output
