@@ -1,5 +1,6 @@
 """What mila reads of a ``serverless.yml`` itself, without the framework: the service's name
-(to find its stack when a first deploy failed before the framework named it). Only plain YAML
+(to find its stack when a first deploy failed before the framework named it) and the
+``package.patterns`` that reach outside its folder (checksum inputs). Only plain YAML
 is read: ``serverless.ts``/``.js`` and ``${...}`` values are left to the framework."""
 
 from __future__ import annotations
@@ -34,3 +35,19 @@ def service_name(path: Path | None) -> str | None:
     if isinstance(value, dict):
         value = value.get("name")
     return value if isinstance(value, str) and "${" not in value else None
+
+
+def outside_patterns(path: Path | None) -> list[str]:
+    """The ``package.patterns`` (service-wide and per function) that reach outside the
+    service's folder (``../shared/**``): the framework packages those files too."""
+    doc = read(path)
+    found: list[str] = []
+    packages = [doc.get("package")]
+    functions = doc.get("functions")
+    if isinstance(functions, dict):
+        packages += [f.get("package") for f in functions.values() if isinstance(f, dict)]
+    for package in packages:
+        patterns = package.get("patterns") if isinstance(package, dict) else None
+        if isinstance(patterns, list):
+            found += [p for p in patterns if isinstance(p, str) and p.startswith("../")]
+    return found

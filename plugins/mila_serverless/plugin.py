@@ -12,9 +12,10 @@ The framework (``osls``, the open-source Serverless Framework v3, or ``serverles
 * ``stage`` — the framework's ``--stage`` (default: the mila environment's name).
 
 Checksum: the service's own files (``serverless.yml`` and everything the framework packages
-from its folder) are its workspace files; ``DeployerType.inputs`` adds the ``package-lock.json``
-files from the service's folder up to the project root, which pin the framework's version, its
-plugins' and the packaged ``node_modules``.
+from its folder) are its workspace files; ``DeployerType.inputs`` adds the npm lock files from
+the service's folder up to the project root, which pin the framework's version, its plugins'
+and the packaged ``node_modules``, and the files ``package.patterns`` bring in from outside the
+folder (``../shared/**``; read from a YAML ``serverless.yml`` only).
 """
 
 from __future__ import annotations
@@ -70,7 +71,19 @@ def mila_deployers() -> list[DeployerType]:
 
 
 def inputs(ws: Workspace, root: Path) -> list[Path]:
-    """The lock files that pin the framework and its plugins (``DeployerType.inputs``)."""
+    """``DeployerType.inputs``: the lock files that pin the framework and its plugins, and the
+    files that ``package.patterns`` such as ``../shared/**`` bring in from outside the
+    service's folder (exclusions are not applied: a file too many only redeploys)."""
+    import glob
+
     from mila_node import lock_files
 
-    return lock_files(root / ws.path, root)
+    from .config import outside_patterns
+
+    folder = root / ws.path
+    found = lock_files(folder, root)
+    for pattern in outside_patterns(config_file(folder)):
+        for match in sorted(glob.glob(pattern, root_dir=folder, recursive=True)):
+            if (folder / match).is_file():
+                found.append(folder / match)
+    return found

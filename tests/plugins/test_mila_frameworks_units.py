@@ -268,3 +268,24 @@ def test_validate_refuses_the_plan_when_node_is_missing(project, run_mila,  # ty
     assert "the serverless deployer needs Node.js, and `node` is not on PATH" in r.output
     assert "the cdk deployer needs Node.js" in r.output
     assert "Traceback" not in r.output
+
+
+def test_files_packaged_from_outside_the_service_are_inputs(tmp_path: Path) -> None:
+    from mila_serverless.plugin import inputs
+
+    from mila.model import Workspace
+
+    (tmp_path / "shared" / "deep").mkdir(parents=True)
+    (tmp_path / "shared" / "deep" / "util.py").write_text("x = 1\n")
+    (tmp_path / "other.py").write_text("")
+    service = tmp_path / "services" / "api"
+    service.mkdir(parents=True)
+    (service / "serverless.yml").write_text(
+        "service: api\npackage:\n  patterns: ['!**', handler.py]\n"
+        "functions:\n  f:\n    handler: h.main\n    package:\n"
+        "      patterns: ['../../shared/**', '!../../shared/x']\n")
+    (tmp_path / "package-lock.json").write_text("{}")
+    ws = Workspace("api", "services/api", "service", deployer="serverless")
+    found = inputs(ws, tmp_path)
+    assert found == [tmp_path / "package-lock.json",
+                     service / "../../shared/deep/util.py"]
