@@ -84,6 +84,30 @@ def test_init_refuses_an_account_not_in_accounts(sandbox: Any, project: Any,
     assert client("dynamodb", "eu-west-1").list_tables()["TableNames"] == []
 
 
+def test_envs_create_and_release_lock_check_the_account_first(sandbox: Any, project: Any,
+                                                              run_mila: Any) -> None:
+    project.root_config(backend="aws", extra=f'[accounts.dev]\nid = "{SANDBOX_ACCOUNT}"\n'
+                                              'environments = ["dev"]\n'
+                                              '[accounts.prod]\nid = "111111111111"\n'
+                                              'environments = ["prod"]\n')
+    assert run_mila("init").exit_code == 0
+    r = run_mila("envs", "create", "prod", "--regions", "eu-west-1")
+    assert r.exit_code == 2, r.output
+    assert "belongs to account 111111111111" in r.output
+    assert run_mila("envs", "list", "--json").stdout.strip() == "[]"
+    assert run_mila("envs", "create", "dev", "--regions", "eu-west-1").exit_code == 0
+    # release-lock: an environment of another account is refused before anything is released
+    from mila.project import load_project
+
+    state = load_project(project.root).state
+    state.create_environment("prod", ["eu-west-1"], "someone")  # as its own account would
+    state.acquire_lock("prod", "api", "eu-west-1", make_owner("bob"), timedelta(seconds=0.1))
+    time.sleep(0.2)
+    r = run_mila("release-lock", "-e", "prod", "--yes")
+    assert r.exit_code == 2 and "belongs to account 111111111111" in r.output, r.output
+    assert len(state.locks("prod")) == 1
+
+
 def test_init_in_a_configured_account(sandbox: Any, project: Any, run_mila: Any) -> None:
     project.root_config(backend="aws", extra=f'[accounts.dev]\nid = "{SANDBOX_ACCOUNT}"\n'
                                               'environments = ["dev"]\n')
