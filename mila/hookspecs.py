@@ -12,7 +12,7 @@ validates them, refuses duplicates with an error naming the plugin, and owns the
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -158,3 +158,19 @@ def mila_action_finished(action: Action, status: Status, result: Any, error: str
     """Called after each action, whatever its outcome (``status`` ``succeeded``, ``failed``,
     ``skipped`` or ``cancelled``); ``result`` is the :class:`DeployResult` on success, ``error``
     the message on failure. Exceptions here are logged, never fail the run."""
+
+
+# ----------------------------------------------------------------- after a deploy
+
+
+@hookspec(firstresult=True)
+def mila_function_logs(record: Record, function: str, since_ms: int, follow: bool,
+                       write: Callable[[str], None]) -> bool | None:
+    """Print the runtime logs of ``function`` of a deployed service (``mila logs --function``).
+
+    ``record`` is the service's record in one region (its ``stack_name``, ``region``,
+    ``deployer``); ``function`` a logical id in that stack or a function name. Call ``write``
+    once per log line, from ``since_ms`` (milliseconds since the epoch) on; with ``follow``,
+    keep polling for new lines until interrupted (``KeyboardInterrupt``). Return ``True`` when
+    handled; first result wins. The ``aws`` plugin reads CloudWatch Logs (``FilterLogEvents``).
+    """

@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mila import ui
+from mila.action_logs import KeepingReporter
 from mila.cli.main import CliContext, cli, pass_cli
 from mila.cli.options import env_option, no_prompt_option, regions_option, services_option
 from mila.cli.state_cmd import envs_group
@@ -203,7 +204,8 @@ def execute_with_progress(obj: CliContext, prepared: Prepared, concurrency: int 
     running = [a for a in plan.actions if a.kind.changes]
     live = use_live_view(human, obj.log_format)
     with ProgressView(running, human, live) as view:
-        report = execute(project, prepared, options, view)
+        keeping = KeepingReporter(view, project.config.mila_dir, {a.key: a for a in running})
+        report = execute(project, prepared, options, keeping)
     table = Table(show_edge=False, header_style="bold", box=None, pad_edge=False)
     for col in ("service", "region", "action", "result", "duration"):
         table.add_column(col)

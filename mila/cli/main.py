@@ -83,6 +83,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "info": ("mila.cli.info_cmd",),
     "init": ("mila.cli.state_cmd",),
     "locks": ("mila.cli.state_cmd",),
+    "logs": ("mila.cli.logs_cmd",),
     "outputs": ("mila.cli.outputs_cmd",),
     "plugins": ("mila.cli.plugins_cmd",),
     "release-lock": ("mila.cli.state_cmd",),

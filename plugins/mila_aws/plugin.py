@@ -15,7 +15,7 @@ error, since nothing could be checked or written.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from mila import hookimpl
@@ -24,7 +24,7 @@ from mila.protocols import ReferenceResolverType, StateBackendType
 
 if TYPE_CHECKING:
     from mila.config import ProjectConfig
-    from mila.model import Identity
+    from mila.model import Identity, Record
     from mila.protocols import ReferenceResolver, StateBackend
 
 
@@ -84,3 +84,13 @@ def mila_identity(config: ProjectConfig) -> Identity | None:
         if config.accounts or config.state.backend == "aws":
             raise
         return None
+
+
+@hookimpl
+def mila_function_logs(record: Record, function: str, since_ms: int, follow: bool,
+                       write: Callable[[str], None]) -> bool | None:
+    """CloudWatch Logs of a function of a CloudFormation-based service."""
+    from mila_aws.function_logs import print_events
+
+    print_events(record, function, since_ms, follow, write)
+    return True
