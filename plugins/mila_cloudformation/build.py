@@ -21,7 +21,10 @@ are installed into every Python build from their local source — their import p
 (``src/`` layout or flat), their own registry dependencies added to pip's — and never fetched
 from a registry: a requirement naming a workspace package is taken out of what pip sees.
 
-Builds are cached under ``.mila/cache/build/<key>``, ``key`` being the sha256 of everything a
+Registry dependencies are installed once per (requirements, Python, architecture, builder)
+and kept as ``deps-<key>`` in the same cache, so functions with the same requirements share
+one pip run and a code change rebuilds by copying. Builds are cached under
+``.mila/cache/build/<key>``, ``key`` being the sha256 of everything a
 build reads (see :func:`build_key`): an unchanged function is not built again, by this run's
 other regions or by the next run. The cache keeps at most ``MILA_BUILD_CACHE_MB`` megabytes
 (default 2048), dropping the least recently used builds; ``mila cache clear`` empties it.
@@ -262,7 +265,7 @@ def build_target(target: BuildTarget, packages: Mapping[str, Path], cache: Build
     def run(artifact: Path, scratch: Path) -> None:
         log(f"building {target.resource} ({target.method}, {target.architecture})")
         if target.python:
-            _build_python(target, packages, artifact, scratch, log)
+            _build_python(target, packages, artifact, cache, log)
         else:
             _build_with_library(target, artifact, scratch, target.source / _manifest(target))
         _normalise(artifact)
@@ -302,7 +305,7 @@ def _snake(name: str) -> str:
 
 
 def _build_with_library(target: BuildTarget, artifact: Path, scratch: Path, manifest: Path,
-                        runtime: str | None = None) -> None:
+                        runtime: str | None = None, source: Path | None = None) -> None:
     try:
         from aws_lambda_builders.builder import LambdaBuilder
         from aws_lambda_builders.exceptions import LambdaBuilderError
@@ -312,7 +315,7 @@ def _build_with_library(target: BuildTarget, artifact: Path, scratch: Path, mani
     language, manager, options = _library_capability(target)
     try:
         LambdaBuilder(language, manager, None).build(
-            str(target.source), str(artifact), str(scratch), str(manifest),
+            str(source or target.source), str(artifact), str(scratch), str(manifest),
             runtime=runtime or target.runtime, architecture=target.architecture,
             options=options or None, is_building_layer=target.layer)
     except LambdaBuilderError as exc:
@@ -325,25 +328,43 @@ def _build_with_library(target: BuildTarget, artifact: Path, scratch: Path, mani
 
 
 def _build_python(target: BuildTarget, packages: Mapping[str, Path], artifact: Path,
-                  scratch: Path, log: Log) -> None:
+                  cache: BuildCache, log: Log) -> None:
     runtime = target.method if target.method.startswith("python") else target.runtime
     version = runtime.removeprefix("python")
     names = {_normal(n) for n in packages}
     requirements = _requirements(target.source / "requirements.txt", names)
     for _, folder in sorted(packages.items()):
         requirements += [r for r in _pyproject_dependencies(folder) if _name(r) not in names]
-    manifest = scratch / "requirements.txt"
-    manifest.write_text("".join(f"{r}\n" for r in requirements))
-    local = f"{sys.version_info.major}.{sys.version_info.minor}"
-    if requirements and version == local:
-        _build_with_library(target, artifact, scratch / "lib", manifest, runtime)
-    else:
-        if requirements:
-            _pip_for_lambda(target, version, manifest, artifact, log)
-        _copy_tree(target.source, artifact)
+    if requirements:
+        _copy_tree(_dependencies(target, version, requirements, cache, log), artifact)
+    _copy_tree(target.source, artifact)
     for name, folder in sorted(packages.items()):
         log(f"{target.resource}: bundling workspace package {name} from {folder.name}/")
         _install_local_package(folder, artifact)
+
+
+def _dependencies(target: BuildTarget, version: str, requirements: Sequence[str],
+                  cache: BuildCache, log: Log) -> Path:
+    """The installed registry dependencies, cached by what pip reads (requirements, Python,
+    architecture, builder): functions with the same requirements share one install, and a
+    function whose code changed is not installed again."""
+    document = {"format": BUILD_FORMAT, "builder": builder_version(), "python": version,
+                "architecture": target.architecture, "requirements": list(requirements)}
+    key = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+    def run(artifact: Path, scratch: Path) -> None:
+        manifest = scratch / "requirements.txt"
+        manifest.write_text("".join(f"{r}\n" for r in requirements))
+        if version == f"{sys.version_info.major}.{sys.version_info.minor}":
+            empty = scratch / "empty"
+            empty.mkdir()
+            _build_with_library(target, artifact, scratch / "lib", manifest,
+                                f"python{version}", source=empty)
+        else:
+            _pip_for_lambda(target, version, manifest, artifact, log)
+        _normalise(artifact)
+
+    return cache.get_or_build(f"deps-{key}", run)
 
 
 def _pip_for_lambda(target: BuildTarget, version: str, manifest: Path, artifact: Path,

@@ -199,6 +199,12 @@ def test_a_python312_function_gets_lambda_wheels_on_another_python(tmp_path) -> 
     again = build_target(target, {}, BuildCache(tmp_path / "cache2"))
     assert deterministic_zip(again) == zipped
     assert "six.py" in _zip_names(zipped)
+    # the code changes, the requirements do not: pip is not run again (its install is shared)
+    assert cache.builds == 2  # the dependencies, then the function
+    (target.source / "app.py").write_text("def h(e, c): return 2\n")
+    rebuilt = build_target(target, {}, cache)
+    assert cache.builds == 3 and cache.hits == 1
+    assert (rebuilt / "six.py").is_file() and "return 2" in (rebuilt / "app.py").read_text()
 
 
 @pytest.mark.slow
