@@ -17,19 +17,29 @@ from mila.orchestrator import MAX_CONCURRENCY, default_concurrency
 
 
 @cli.command("build")
+@click.option("-e", "--env", "environment", metavar="ENV", default=None,
+              help="Only the services `mila deploy -e ENV` would deploy now (reads the state).")
 @click.option("-s", "--services", "selection", metavar="A,B",
               help="Only these services (and what they depend on is not built unless named).")
 @click.option("-c", "--concurrency", type=click.IntRange(1, MAX_CONCURRENCY), default=None,
               help="Builds at once (default: half the threads).")
 @pass_cli
-def build_command(obj: CliContext, selection: str | None, concurrency: int | None) -> None:
+def build_command(obj: CliContext, environment: str | None, selection: str | None,
+                  concurrency: int | None) -> None:
     """Build services as a deploy would (dependencies installed, workspace packages bundled),
     without deploying. Unchanged builds come from the cache under .mila/cache/build."""
     from mila.build import build
-    from mila.deploy import parse_services
+    from mila.deploy import parse_services, prepare
 
     project = obj.project()
     only = parse_services(selection)
+    if environment is not None:  # the build phase of the deploy plan, alone
+        plan = prepare(project, environment, only=only).plan
+        only = sorted({a.service for a in plan.actions
+                       if a.kind.changes and a.kind.value != "destroy"})
+        if not only:
+            click.echo(f"nothing to build: no service would deploy in '{environment}'")
+            return
 
     def finished(outcome: Any) -> None:
         name = outcome.key[0]

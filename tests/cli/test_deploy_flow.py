@@ -160,6 +160,15 @@ def test_mila_build_builds_alone_and_fails_with_exit_1(shop, run_mila) -> None:
     assert r.exit_code == 1
     assert "web: failed: web failed to build" in r.output
     assert run_mila("build", "-s", "nope").exit_code == 2
+    (shop.root / "services/web/BUILD_FAIL").unlink()
+    assert deploy(run_mila).exit_code == 0
+    before = len(builds(shop.root))
+    r = run_mila("build", "-e", "dev")  # what the dev plan deploys: nothing
+    assert r.exit_code == 0 and "nothing to build" in r.output
+    shop.write("services/web/handler.py", "# changed\n")
+    r = run_mila("build", "-e", "dev")
+    assert r.exit_code == 0 and "web: built" in r.output and "api:" not in r.output
+    assert [b["service"] for b in builds(shop.root)[before:]] == ["web"]
 
 
 def test_services_filter_force_and_detailed_exitcode(shop, run_mila) -> None:
