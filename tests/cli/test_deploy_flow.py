@@ -338,6 +338,8 @@ def test_a_lock_held_elsewhere_is_waited_for_then_exits_3(shop, run_mila) -> Non
     assert r.exit_code == 3, r.output
     assert "waiting for lock: held by alice@" in r.output
     assert "gave up after waiting 1 s" in r.output
+    assert "last heartbeat 0 s ago" in r.output
+    assert "mila release-lock -e dev -s web --force" in r.output
     # us-east-1 was free: deployed; eu-west-1 untouched and still first_deploy
     assert plan(run_mila, "-s", "web") == {("web", "eu-west-1"): "first_deploy",
                                            ("web", "us-east-1"): "no_changes"}
