@@ -16,10 +16,12 @@ a container, mila calls pip itself with Lambda-platform wheels (``--platform
 manylinux2014_<arch> --python-version X.Y --implementation cp --only-binary=:all:``) and fails
 naming the dependency that has no such wheel.
 
-Workspace packages the service depends on (``depends_on``, inferred from ``pyproject.toml``)
-are installed into every Python build from their local source — their import packages copied
-(``src/`` layout or flat), their own registry dependencies added to pip's — and never fetched
-from a registry: a requirement naming a workspace package is taken out of what pip sees.
+Workspace packages the service depends on (``depends_on``, inferred from ``pyproject.toml`` or
+``package.json``) are installed into every Python build from their local source — their import
+packages copied (``src/`` layout or flat), their own registry dependencies added to pip's — and
+never fetched from a registry: a requirement naming a workspace package is taken out of what pip
+sees. Likewise for an npm build: workspace npm packages leave ``package.json`` (theirs
+dependencies join it) and are copied into ``node_modules/<name>``.
 
 Registry dependencies are installed once per (requirements, Python, architecture, builder)
 and kept as ``deps-<key>`` in the same cache, so functions with the same requirements share
@@ -173,7 +175,8 @@ def build_key(target: BuildTarget, packages: Mapping[str, Path]) -> str:
         "format": BUILD_FORMAT, "builder": builder_version(), "method": target.method,
         "runtime": target.runtime, "architecture": target.architecture, "layer": target.layer,
         "properties": target.properties, "source": _listing(target.source),
-        "packages": {n: _listing(p) for n, p in sorted(packages.items())} if target.python else {},
+        "packages": {n: _listing(p) for n, p in sorted(packages.items())}
+        if target.python or target.method.startswith("nodejs") else {},
     }
     text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
@@ -266,6 +269,8 @@ def build_target(target: BuildTarget, packages: Mapping[str, Path], cache: Build
         log(f"building {target.resource} ({target.method}, {target.architecture})")
         if target.python:
             _build_python(target, packages, artifact, cache, log)
+        elif target.method.startswith("nodejs") and _node_packages(packages):
+            _build_node(target, _node_packages(packages), artifact, scratch, log)
         else:
             _build_with_library(target, artifact, scratch, target.source / _manifest(target))
         _normalise(artifact)
@@ -322,6 +327,47 @@ def _build_with_library(target: BuildTarget, artifact: Path, scratch: Path, mani
         raise DeployError(f"{target.where}: the {target.method} build failed: {exc}",
                           hint="run the build's tool (pip, npm, make) in that folder to see "
                                "why") from None
+
+
+# ----------------------------------------------------------------------------- Node.js
+
+
+def _node_packages(packages: Mapping[str, Path]) -> dict[str, Path]:
+    """The workspace packages that are npm packages: their package.json name -> folder."""
+    found = {}
+    for folder in packages.values():
+        manifest = folder / "package.json"
+        if manifest.is_file():
+            name = json.loads(manifest.read_text(encoding="utf-8")).get("name")
+            if isinstance(name, str):
+                found[name] = folder
+    return found
+
+
+def _build_node(target: BuildTarget, workspace: Mapping[str, Path], artifact: Path,
+                scratch: Path, log: Log) -> None:
+    """npm for the registry dependencies (the workspace's own taken out of package.json, theirs
+    added), then each workspace package copied into ``node_modules`` from its folder."""
+    source = scratch / "source"
+    _copy_tree(target.source, source)
+    manifest = source / "package.json"
+    doc = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
+    deps = {k: v for k, v in (doc.get("dependencies") or {}).items() if k not in workspace}
+    for folder in workspace.values():
+        theirs = json.loads((folder / "package.json").read_text(encoding="utf-8"))
+        deps.update({k: v for k, v in (theirs.get("dependencies") or {}).items()
+                     if k not in workspace and k not in deps})
+    doc["dependencies"] = deps
+    manifest.write_text(json.dumps(doc, indent=2))
+    _build_with_library(target, artifact, scratch / "lib", manifest, source=source)
+    for name, folder in sorted(workspace.items()):
+        log(f"{target.resource}: bundling workspace package {name} from {folder.name}/")
+        for rel, path in _entries(folder):
+            if rel.split("/", 1)[0] == "node_modules":
+                continue
+            dest = artifact / "node_modules" / name / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dest)
 
 
 # ----------------------------------------------------------------------------- Python

@@ -230,3 +230,25 @@ def test_the_local_python_version_builds_with_aws_lambda_builders(tmp_path) -> N
     built = build_target(BuildTarget("Fn", source, runtime, runtime), {},
                          BuildCache(tmp_path / "cache"))
     assert (built / "six.py").is_file() and (built / "app.py").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("shutil").which("npm"), reason="needs npm")
+def test_a_node_function_gets_npm_dependencies_and_workspace_packages(tmp_path) -> None:
+    """npm from the registry: ms; the workspace package @shop/common copied from its folder."""
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "app.js").write_text("exports.handler = async () => require('@shop/common')\n")
+    (source / "package.json").write_text(
+        '{"name": "web", "version": "1.0.0", "dependencies": {"@shop/common": "*"}}')
+    common = tmp_path / "packages/common"
+    common.mkdir(parents=True)
+    (common / "index.js").write_text("module.exports = require('ms')('1h')\n")
+    (common / "package.json").write_text(
+        '{"name": "@shop/common", "version": "1.0.0", "dependencies": {"ms": "2.1.3"}}')
+    target = BuildTarget("Fn", source, "nodejs20.x", "nodejs20.x")
+    built = build_target(target, {"common": common}, BuildCache(tmp_path / "cache"))
+    assert (built / "app.js").is_file()
+    assert (built / "node_modules/@shop/common/index.js").read_text() == \
+        "module.exports = require('ms')('1h')\n"
+    assert (built / "node_modules/ms/package.json").is_file()  # the package's own dependency
