@@ -109,6 +109,7 @@ def sandbox(ctx: click.Context, port: int, host: str, region: str, background: b
 
 
 def start_background(folder: Path, host: str, port: int, region: str) -> None:
+    from mila.private import private_dirs, touch_private
     from mila_sandbox.versions import check_versions
 
     check_versions()  # a clear message now, not a dead child later
@@ -117,7 +118,8 @@ def start_background(folder: Path, host: str, port: int, region: str) -> None:
     if running and process_alive(running["pid"]):
         raise MilaError(f"a sandbox is already running (pid {running['pid']}, "
                         f"{running.get('endpoint_url')})", hint="stop it with `mila sandbox stop`")
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dirs(folder, folder)  # .mila/ 0700, its files 0600
+    touch_private(folder / LOG_FILE)
     if port == 0:
         from mila_sandbox.server import free_port
 
@@ -140,6 +142,7 @@ def start_background(folder: Path, host: str, port: int, region: str) -> None:
         tail = (folder / LOG_FILE).read_text(errors="replace").strip().splitlines()[-3:]
         raise MilaError("the sandbox did not start: " + (" / ".join(tail) or "no output"),
                         hint=f"see {folder / LOG_FILE}") from None
+    touch_private(pid_file)
     pid_file.write_text(json.dumps({"pid": proc.pid, "endpoint_url": endpoint_url,
                                     "region": region, "started": time.time()}) + "\n")
     click.echo(f"# mila sandbox started in the background (pid {proc.pid}) on {endpoint_url}; "

@@ -50,6 +50,8 @@ def test_background_status_stop(tmp_path: Path, project) -> None:
     assert env["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
     pid_file = project.root / ".mila" / "sandbox.pid"  # in the project, not the cwd
     info = json.loads(pid_file.read_text())
+    assert {oct(p.stat().st_mode & 0o777) for p in (pid_file, pid_file.parent / "sandbox.log")} \
+        == {"0o600"} and oct(pid_file.parent.stat().st_mode & 0o777) == "0o700"
     try:
         sts = boto3.client("sts", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="eu-west-1",
                            aws_access_key_id="testing", aws_secret_access_key="testing")
