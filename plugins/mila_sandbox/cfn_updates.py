@@ -15,6 +15,8 @@ plain-text code is taken for base64 zip content).
 created from the new properties (``UPDATE_IN_PROGRESS``, ``DELETE_*``, ``CREATE_*``,
 ``UPDATE_COMPLETE`` events); an unchanged one is kept. Inline code is zipped as on create.
 The one visible difference from AWS: a replaced resource loses its data (a table's items).
+A resource with a ``Condition`` is created, kept or deleted as its condition now says (plain
+moto updates a resource whose condition is false, and fails on what it never created).
 """
 
 from __future__ import annotations
@@ -38,18 +40,27 @@ def install() -> None:
 
     def parse_and_update_resource(logical_id: str, resource_json: dict[str, Any],
                                   resources_map: Any, account_id: str, region_name: str) -> Any:
+        condition = resource_json.get("Condition")
+        old = resources_map._parsed_resources.get(logical_id)
+        exists = old is not None and not isinstance(old, (str, int, float, list, dict))
+        if condition and not resources_map.lazy_condition_map[condition]:
+            if exists:  # its condition turned false: the resource goes
+                resources_map._delete_resource(old, resource_json)
+            resources_map._parsed_resources.pop(logical_id, None)
+            return None
+        if not exists:  # its condition turned true (it was never created): create it
+            return parsing.parse_and_create_resource(logical_id, resource_json, resources_map,
+                                                     account_id, region_name)
         resource_class = parsing.resource_class_from_type(resource_json["Type"])
         if resource_class is None or _has_update_handler(resource_class):
             return original_update(logical_id, resource_json, resources_map, account_id,
                                    region_name)
-        old = resources_map._parsed_resources.get(logical_id)
-        if old is not None and not isinstance(old, (str, int, float, list, dict)):
-            old_type = getattr(old, "cf_resource_type", resource_json["Type"])
-            stack = current_stack()
-            old_json = ((stack.template_dict.get("Resources") or {}).get(logical_id)
-                        if stack is not None and stack.template_dict else None) or {"Type": old_type}
-            resources_map._delete_resource(old, old_json)
-            resources_map._parsed_resources.pop(logical_id, None)
+        old_type = getattr(old, "cf_resource_type", resource_json["Type"])
+        stack = current_stack()
+        old_json = ((stack.template_dict.get("Resources") or {}).get(logical_id)
+                    if stack is not None and stack.template_dict else None) or {"Type": old_type}
+        resources_map._delete_resource(old, old_json)
+        resources_map._parsed_resources.pop(logical_id, None)
         return parsing.parse_and_create_resource(logical_id, resource_json, resources_map,
                                                  account_id, region_name)
 

@@ -332,3 +332,38 @@ def test_schema_invalid_properties_fail_the_resource(plain: SandboxHandle,
                .describe_stack_events(StackName="fixed")["StackEvents"]
                if e["ResourceStatus"] == "UPDATE_FAILED"]
     assert any("'Colour' was unexpected" in r for r in reasons), reasons
+
+
+def conditional(description: str) -> dict[str, Any]:
+    return {"Parameters": {"Env": {"Type": "String", "Default": "dev"}},
+            "Conditions": {"IsProd": {"Fn::Equals": [{"Ref": "Env"}, "prod"]}},
+            "Resources": {
+                "Always": {"Type": "AWS::SQS::Queue"},
+                "ProdTopic": {"Type": "AWS::SNS::Topic", "Condition": "IsProd"},
+                "ProdSetting": {"Type": "AWS::SSM::Parameter", "Condition": "IsProd",
+                                "Properties": {"Name": "/prod", "Type": "String",
+                                               "Description": description,
+                                               "Value": {"Ref": "ProdTopic"}}}}}
+
+
+def update_conditional_resources(handle: SandboxHandle) -> Any:
+    deploy(handle, "cond", conditional("one"), "CREATE")
+    steps = []
+    for name, env, description in (("two", "dev", "two"), ("prod", "prod", "two"),
+                                   ("back", "dev", "two")):
+        updated = outcome(lambda n=name, e=env, d=description: deploy(
+            handle, "cond", conditional(d), "UPDATE", name=n,
+            Parameters=[{"ParameterKey": "Env", "ParameterValue": e}]))
+        if isinstance(updated, str):
+            return updated
+        names = handle.client("ssm").describe_parameters()["Parameters"]
+        steps.append((updated["StackStatus"], [p["Name"] for p in names]))
+    return steps
+
+
+def test_resources_follow_their_condition_on_update(plain: SandboxHandle,
+                                                    sandbox: SandboxHandle) -> None:
+    assert update_conditional_resources(plain)[0] != ("UPDATE_COMPLETE", [])
+    assert update_conditional_resources(sandbox) == [("UPDATE_COMPLETE", []),
+                                                     ("UPDATE_COMPLETE", ["/prod"]),
+                                                     ("UPDATE_COMPLETE", [])]

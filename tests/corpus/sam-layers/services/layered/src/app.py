@@ -1,0 +1,5 @@
+from shared import greet
+
+
+def handler(event, context):
+    return greet("layer")
