@@ -84,6 +84,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "init": ("mila.cli.state_cmd",),
     "locks": ("mila.cli.state_cmd",),
     "logs": ("mila.cli.logs_cmd",),
+    "new": ("mila.cli.new_cmd",),
     "outputs": ("mila.cli.outputs_cmd",),
     "plugins": ("mila.cli.plugins_cmd",),
     "release-lock": ("mila.cli.state_cmd",),
