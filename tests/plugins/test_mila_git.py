@@ -434,3 +434,32 @@ def test_autocrlf_files_are_hashed_as_the_bytes_that_ship(tmp_path) -> None:
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "crlf")
     assert GitHasher(None).file_digests(root) == FsHasher(None).file_digests(root)
+
+
+def test_the_identity_follows_what_the_zip_ships(tmp_path) -> None:
+    """Packaging (mila_cloudformation) records 0755 for an executable and follows links: each
+    zip change is a digest change."""
+    import io
+    import zipfile
+
+    from mila_cloudformation.packaging import deterministic_zip
+
+    root = make(tmp_path, {"fn/bootstrap": "#!/bin/sh\n", "shared/lib.py": "v1"})
+    os.symlink("../shared", root / "fn/shared")
+
+    def zip_modes() -> dict[str, int]:
+        with zipfile.ZipFile(io.BytesIO(deterministic_zip(root / "fn"))) as z:
+            return {i.filename: (i.external_attr >> 16) & 0o777 for i in z.infolist()}
+
+    zips, digests = [deterministic_zip(root / "fn")], [GitHasher(None).file_digests(root)]
+    assert zip_modes() == {"bootstrap": 0o644, "shared/lib.py": 0o644}
+    os.chmod(root / "fn/bootstrap", 0o755)
+    assert zip_modes()["bootstrap"] == 0o755
+    zips.append(deterministic_zip(root / "fn"))
+    digests.append(GitHasher(None).file_digests(root))
+    (root / "shared/lib.py").write_text("v2")
+    zips.append(deterministic_zip(root / "fn"))
+    digests.append(GitHasher(None).file_digests(root))
+    assert len(set(zips)) == 3
+    assert digests[0]["fn/bootstrap"] != digests[1]["fn/bootstrap"]
+    assert digests[1]["fn/shared"] != digests[2]["fn/shared"]
