@@ -1,15 +1,17 @@
-"""The ``git`` hasher: every input file of a project and its identity, from three git calls.
+"""The ``git`` hasher: every input file of a project and its identity, from a few git calls.
 
 The index already holds the blob id and mode of every tracked file, so a clean tree is hashed
-without reading a single file. Three git processes run side by side, each once for the whole
+without reading a single file. Two git processes run side by side, each once for the whole
 repository:
 
 * ``git ls-files -s -z`` — every tracked path with its mode and blob (submodules: commit) id;
-* ``git status --porcelain -z -uno`` — tracked paths whose working-tree content or mode differs
+* ``git status --porcelain -z`` — tracked paths whose working-tree content or mode differs
   from the index (modified, deleted, type-changed, unmerged); it also refreshes the index's stat
   data when it can take the lock, so a ``touch`` costs one content comparison, once. Its status
-  letters decide: a path the working tree deleted is dropped without looking at the disk;
-* ``git ls-files -o --exclude-standard -z`` — untracked files ``.gitignore`` does not exclude.
+  letters decide: a path the working tree deleted is dropped without looking at the disk. It
+  lists the untracked files ``.gitignore`` does not exclude, folders as one entry (git's
+  untracked cache serves these when ``core.untrackedCache`` is on; hence no pathspec when the
+  project is the whole work tree); ``git ls-files -o`` then lists the files of those folders.
 
 Only the paths of the last two are read from disk, in Python, as the bytes that ship (never
 through ``git hash-object``, which applies clean filters and reads some file names differently).
@@ -169,55 +171,74 @@ def converted_paths(root: Path, paths: list[str], autocrlf: bool) -> list[str]:
     return list(converted)
 
 
-def parse_index(listing: str) -> tuple[dict[str, str], dict[str, str], set[str], list[str]]:
+def untracked_files(root: Path, entries: list[str]) -> list[str]:
+    """Untracked files from ``git status -unormal`` entries: a folder (``dir/``) is listed by
+    one ``git ls-files -o`` for all of them, a nested repository stays a folder."""
+    files = [p for p in entries if not p.endswith("/")]
+    folders = []
+    for path in entries:
+        if path.endswith("/"):
+            (files if os.path.lexists(root / path / ".git") else folders).append(path)
+    if folders:
+        narrow = len(folders) <= 200  # else the whole tree, filtered, keeps the command short
+        out = _Git(root, "--literal-pathspecs", "ls-files", "-o", "--exclude-standard", "-z",
+                   *(["--", *folders] if narrow else [])).result()
+        files += [p for p in out.split("\0") if p and (narrow or p.startswith(tuple(folders)))]
+    return files
+
+
+def parse_index(listing: str) -> tuple[dict[str, str], dict[str, str], set[str]]:
     """``git ls-files -s -z`` → (path → digest, path → mode of the entries that are not plain
-    files, gitlink paths, paths in a merge conflict).
+    files, gitlink paths).
 
     Every entry is ``<mode> <object id> <stage>\t<path>``, fixed width up to the path, so one
-    slice pair per entry does (30,000 entries: 4 ms instead of 25 ms with splits). Executables,
-    symlinks, gitlinks and conflicts are rare: looked for only when the listing holds one.
+    slice pair per entry does. Executables, symlinks and gitlinks are rare: one count of
+    ``NUL 100644`` (a path holds no NUL) says whether any entry has another mode, and only then
+    are the entries looked at again. Paths in a merge conflict (several stages) need nothing
+    here: ``git status`` reports them unmerged and their working-tree file is hashed.
     """
     entries = listing.split("\0")
     entries.pop()  # after the last NUL
     if not entries:
-        return {}, {}, set(), []
+        return {}, {}, set()
     cut = entries[0].index("\t") + 1  # 50 with SHA-1 object ids, 74 with SHA-256
     digests = {e[cut:]: e[7:cut - 3] for e in entries}
     modes: dict[str, str] = {}
-    if any(f"{mode} " in listing for mode in (EXECUTABLE_MODE, SYMLINK_MODE, GITLINK)):
-        modes = {e[cut:]: e[:6] for e in entries if not e.startswith("100644")}
+    plain = "100644 "
+    if listing.count("\0" + plain) + listing.startswith(plain) != len(entries):
+        modes = {e[cut:]: e[:6] for e in entries if not e.startswith(plain)}
         for path, mode in modes.items():
             if mode == EXECUTABLE_MODE:
                 digests[path] = identity(digests[path], True)
     gitlinks = {p for p, mode in modes.items() if mode == GITLINK}
-    conflicts: list[str] = []
-    if any(f" {stage}\t" in listing for stage in "123"):
-        conflicts = sorted({e[cut:] for e in entries if e[cut - 2] != "0"})
-        # the working-tree file counts: it is hashed from disk
-    return digests, modes, gitlinks, conflicts
+    return digests, modes, gitlinks
 
 
-def parse_status(out: str, prefix: str) -> tuple[list[str], list[str]]:
-    """``git status --porcelain -z`` → (paths to read from disk, paths deleted), relative to
-    the project (``prefix``: the project folder relative to the top of the work tree).
+def parse_status(out: str, prefix: str) -> tuple[list[str], list[str], list[str]]:
+    """``git status --porcelain -z`` → (paths to read from disk, paths deleted, untracked
+    paths: files, and folders ending in ``/``), relative to the project (``prefix``: the project
+    folder relative to the top of the work tree).
 
     A path the working tree deleted (``Y`` is ``D``) is never looked for on disk: through a
     folder replaced by a symlink it could still be reached, as another file.
     """
     read: list[str] = []
     deleted: list[str] = []
+    untracked: list[str] = []
     cut = len(prefix)
     for entry in out.split("\0"):
         if len(entry) <= 3 or not entry.startswith(prefix, 3):
             continue
         path = entry[3 + cut:]
-        if entry[:2] in _UNMERGED:
+        if entry[:2] == "??":
+            untracked.append(path)
+        elif entry[:2] in _UNMERGED:
             read.append(path)
         elif entry[1] == "D":
             deleted.append(path)
         elif entry[1] != " ":
             read.append(path)
-    return read, deleted
+    return read, deleted, untracked
 
 
 class GitHasher:
@@ -230,21 +251,20 @@ class GitHasher:
 
     def file_digests(self, root: Path) -> Mapping[str, str]:
         root = Path(root)
-        index = _Git(root, "ls-files", "-s", "-z")
-        changed = _Git(root, "status", "--porcelain", "-z", "-uno", "--no-renames",
-                       "--ignore-submodules=none", "--", ".")
-        untracked = _Git(root, "ls-files", "-o", "--exclude-standard", "-z")
-        attributes = _AttributeSources(root)
         prefix = self._prefix(root)  # status paths are relative to the top of the work tree
+        index = _Git(root, "ls-files", "-s", "-z")
+        # at the top of the work tree no pathspec: one turns git's untracked cache off
+        changed = _Git(root, "status", "--porcelain", "-z", "-unormal", "--no-renames",
+                       "--ignore-submodules=none", *(("--", ".") if prefix else ()))
+        attributes = _AttributeSources(root)
 
         listing = index.result()
-        digests, modes, gitlinks, from_disk = parse_index(listing)
-        read, deleted = parse_status(changed.result(), prefix)
+        digests, modes, gitlinks = parse_index(listing)
+        read, deleted, untracked = parse_status(changed.result(), prefix)
         for path in deleted:
             digests.pop(path, None)
-        from_disk += read
-        new = [p for p in untracked.result().split("\0") if p]
-        from_disk += new
+        new = untracked_files(root, untracked)
+        from_disk = read + new
         if attributes.present(listing, new):
             from_disk += converted_paths(root, [p for p in digests if p not in gitlinks],
                                          attributes.autocrlf)

@@ -463,3 +463,19 @@ def test_the_identity_follows_what_the_zip_ships(tmp_path) -> None:
     assert len(set(zips)) == 3
     assert digests[0]["fn/bootstrap"] != digests[1]["fn/bootstrap"]
     assert digests[1]["fn/shared"] != digests[2]["fn/shared"]
+
+
+@pytest.mark.parametrize("folders", [3, 201])  # one ls-files for the folders, or for the tree
+def test_untracked_folders_are_listed_file_by_file(tmp_path, folders) -> None:
+    root = make(tmp_path, {"a.py": "a", ".gitignore": "*.log\n"})
+    for i in range(folders):
+        (root / f"new{i}/deep").mkdir(parents=True)
+        (root / f"new{i}/deep/f.py").write_text(str(i))
+        (root / f"new{i}/x.log").write_text("ignored")
+    (root / "only-ignored").mkdir()
+    (root / "only-ignored/y.log").write_text("ignored")
+    (root / "[glob]*").mkdir()  # a pathspec character in a folder name is literal
+    (root / "[glob]*/g.py").write_text("g")
+    digests = GitHasher(None).file_digests(root)
+    assert digests == FsHasher(None).file_digests(root)
+    assert len(digests) == folders + 3 and digests["[glob]*/g.py"] == blob_id(b"g")
