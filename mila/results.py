@@ -87,3 +87,29 @@ def result_document(command: str, prepared: Any, report: RunReport | None,
             "status": status, "exit_code": code,
             "duration_seconds": round(report.wall_seconds, 3) if report is not None else 0.0,
             "plan": plan_json, "actions": actions}
+
+
+def plan_markdown(prepared: Any) -> str:
+    """The plan as Markdown, ready for a pull-request comment: one row per service, one
+    column per region, then the counts."""
+    plan = prepared.plan
+    regions = list(plan.regions)
+    for a in plan.actions:
+        if a.region not in regions:
+            regions.append(a.region)
+    cells: dict[str, dict[str, str]] = {}
+    for a in plan.actions:
+        cells.setdefault(a.service, {})[a.region] = a.kind.value
+    lines = [f"### mila plan for `{plan.environment}`", ""]
+    if cells:
+        lines += ["| service | " + " | ".join(regions) + " |",
+                  "|---|" + "---|" * len(regions)]
+        for service in sorted(cells):
+            row = [f"**{k}**" if k in ("first_deploy", "deploy", "destroy") else k
+                   for k in (cells[service].get(r, "-") for r in regions)]
+            lines.append(f"| {service} | " + " | ".join(row) + " |")
+        lines.append("")
+    deploys = plan.count(ActionKind.FIRST_DEPLOY, ActionKind.DEPLOY)
+    lines.append(f"{deploys} to deploy, {plan.count(ActionKind.NO_CHANGES)} unchanged, "
+                 f"{plan.count(ActionKind.DESTROY)} to destroy")
+    return "\n".join(lines) + "\n"

@@ -54,7 +54,7 @@ from mila.orchestrator import (
 )
 from mila.progress import ProgressView, use_live_view
 from mila.reasons import short as short_reason
-from mila.results import result_document, run_status
+from mila.results import plan_markdown, result_document, run_status
 from mila.scope import restrict_plan_file, select_regions
 
 KIND_STYLE = {
@@ -265,6 +265,9 @@ def deploy_options(f: Any) -> Any:
 @json_result_option
 @click.option("--plan-out", type=click.Path(dir_okay=False, path_type=Path),
               help="Save the plan to FILE for `mila apply FILE`, and exit.")
+@click.option("--markdown", "markdown_out", type=click.Path(dir_okay=False, path_type=Path),
+              metavar="FILE", help="Also write the plan as Markdown to FILE (a pull-request "
+                                   "comment).")
 @click.option("--disable-rollback", is_flag=True,
               help="Keep a failed stack as it is for debugging (no rollback).")
 @click.option("--why", is_flag=True,
@@ -274,7 +277,8 @@ def deploy_options(f: Any) -> Any:
 def deploy_command(obj: CliContext, environment: str, services: str | None, regions: str | None,
                    concurrency: int | None, no_prompt: bool, lock_timeout: int | None,
                    only_prompt: bool, detailed_exitcode: bool, force: bool, as_json: bool,
-                   plan_out: Path | None, disable_rollback: bool, why: bool) -> None:
+                   plan_out: Path | None, markdown_out: Path | None,
+                   disable_rollback: bool, why: bool) -> None:
     """Plan ENV from the code and the remote state, confirm, and deploy what changed."""
     project = obj.project()
     prepared = prepare(project, environment, only=parse_services(services), force=force,
@@ -285,6 +289,8 @@ def deploy_command(obj: CliContext, environment: str, services: str | None, regi
     else:
         render_header(human, obj, prepared)
         render_plan(human, prepared, why)
+    if markdown_out is not None:
+        markdown_out.write_text(plan_markdown(prepared), encoding="utf-8")
     if plan_out is not None:
         plan_out.write_text(json.dumps(plan_to_json(prepared), indent=2) + "\n")
         human.print(f"plan saved to {plan_out}; apply it with `mila apply {plan_out}`",

@@ -87,3 +87,13 @@ def test_plain_failure_line_without_json(shop, run_mila) -> None:
     assert r.exit_code == 1
     assert shown(r.output).count("web refused to deploy") == 1, r.output
     assert "web in eu-west-1 failed" in r.stderr
+
+
+def test_markdown_plan_for_a_pull_request_comment(shop, run_mila, tmp_path) -> None:
+    out = tmp_path / "plan.md"
+    r = run_mila("deploy", "-e", "dev", "--only-prompt", "--markdown", str(out))
+    assert r.exit_code == 0
+    assert out.read_text().splitlines() == [
+        "### mila plan for `dev`", "", "| service | eu-west-1 |", "|---|---|",
+        "| api | **first_deploy** |", "| web | **first_deploy** |", "",
+        "2 to deploy, 0 unchanged, 0 to destroy"]
