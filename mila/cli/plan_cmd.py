@@ -7,8 +7,10 @@ import json
 import click
 
 from mila.cli.main import CliContext, cli, pass_cli
+from mila.cli.options import env_option, regions_option
 from mila.deploy import parse_services
 from mila.environments import parse_regions
+from mila.scope import select_regions
 from mila.validation import Problem, validate_project
 
 
@@ -48,12 +50,12 @@ def warning_json(problem: Problem) -> dict[str, object]:
 
 
 @cli.command("why")
-@click.option("-e", "--env", "environment", required=True, help="Environment.")
+@env_option()
 @click.argument("service")
-@click.option("--region", "region", help="Only this region.")
+@regions_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the actions and reasons as JSON.")
 @pass_cli
-def why_command(obj: CliContext, environment: str, service: str, region: str | None,
+def why_command(obj: CliContext, environment: str, service: str, regions: str | None,
                 as_json: bool) -> None:
     """Why SERVICE is (or is not) deployed by the next `mila deploy -e ENV`.
 
@@ -63,8 +65,8 @@ def why_command(obj: CliContext, environment: str, service: str, region: str | N
     from mila.deploy import prepare
 
     project = obj.project()
-    regions = set(parse_regions(region)) if region else None
-    prepared = prepare(project, environment, only=[service], regions=regions, validate=False)
+    chosen = select_regions(project.state.get_environment(environment), regions)
+    prepared = prepare(project, environment, only=[service], regions=chosen, validate=False)
     actions = [a for a in prepared.plan.actions if a.service == service]
     if as_json:
         click.echo(json.dumps([{"service": a.service, "region": a.region,
@@ -73,7 +75,7 @@ def why_command(obj: CliContext, environment: str, service: str, region: str | N
         return
     if not actions:
         click.echo(f"{service} has nothing planned in {environment}"
-                   + (f" {region}" if region else ""))
+                   + (f" {', '.join(chosen)}" if chosen else ""))
     for a in actions:
         click.echo(f"{a.service} in {a.region}: {a.kind.value}")
         for reason in a.reasons or (a.reason,):
