@@ -310,3 +310,19 @@ def test_remove_only_warns_about_a_missing_reference(shop, run_mila) -> None:
     assert r.exit_code == 0, r.output
     assert "variable left out" in r.output and "API_KEY" in r.output
     assert {c["service"] for c in calls(shop.root) if c["op"] == "destroy"} == {"api"}
+
+
+def test_the_manifest_says_which_variable_changed(shop, run_mila) -> None:
+    from mila.checksums import explain
+    from mila.deploy import prepare
+    from mila.project import load_project
+
+    deployed(run_mila)
+    before = prepare(load_project(shop.root), "dev").manifests[("api", "eu-west-1")]
+    assert set(before["variables"]) == {"LOG_LEVEL", "TABLE", "TOPIC", "API_KEY"}
+    assert all(len(d) == 64 for d in before["variables"].values())  # digests, not values
+    shop.write("services/api/envs/.env", "TABLE=orders-v2-${env}\nTOPIC=${shared.Url}\nNEW=\n")
+    shop.write("envs/.env", "")
+    after = prepare(load_project(shop.root), "dev").manifests[("api", "eu-west-1")]
+    assert explain(before, after) == ["variable LOG_LEVEL removed", "variable NEW added",
+                                      "variable TABLE changed"]
