@@ -216,3 +216,49 @@ def test_create_replicate_copies_parameters_and_secrets(app, sandbox, run_mila) 
     env = sandbox.client("lambda", "us-east-1").get_function_configuration(
         FunctionName=record["outputs"]["FunctionName"])["Environment"]["Variables"]
     assert env["URL"] == "qa.example" and env["TOKEN"] == SECURE and env["DB_PASSWORD"] == SECRET
+
+
+def test_cdk_stacks_functions_receive_the_variables(sandbox, tmp_path) -> None:
+    """The cdk deployer delivers variables to each synthesized stack (no node needed: the
+    cloud assembly is written here, as `cdk synth` would)."""
+    from mila_aws.references import Secrets
+    from mila_cdk.assembly import Assembly, Stack
+    from mila_cdk.deployer import CdkDeployer
+    from mila_cloudformation.deployer import StackSettings, _Run
+
+    from mila.model import Action, ActionKind, Environment, Workspace
+    from mila.protocols import DeployContext
+    from mila.variables import ResolvedReference, ResolvedVariable, VariableValues
+
+    sandbox.client("secretsmanager").create_secret(Name="cdk/db", SecretString=SECRET)
+    info = Secrets().describe("cdk/db", "eu-west-1")
+    assert info is not None
+    ref = ResolvedReference("secret", "cdk/db", "eu-west-1", info)
+    resolved = {"MODE": ResolvedVariable("MODE", "envs/.env", 1, "fast", ("fast",)),
+                "DB": ResolvedVariable("DB", "envs/.env", 2, "${secret:cdk/db}", (ref,))}
+    body = {"Resources": {"Role": {"Type": "AWS::IAM::Role", "Properties": {
+        "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "sts:AssumeRole",
+            "Principal": {"Service": "lambda.amazonaws.com"}}]}}},
+        "Fn": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Runtime": "python3.12", "Handler": "index.handler",
+            "Role": {"Fn::GetAtt": ["Role", "Arn"]},
+            "Code": {"ZipFile": "def handler(e, c):\n    return 1\n"}}}},
+        "Outputs": {"Name": {"Value": {"Ref": "Fn"}}}}
+    (tmp_path / "App.template.json").write_text(json.dumps(body))
+    stack = Stack("App", tmp_path / "App.template.json", cdk_name="App")
+    deployer = CdkDeployer("cdk", None, poll_initial=0.01, poll_max=0.1)
+    ws = Workspace("stats", "services/stats", "service", deployer="cdk")
+    context = DeployContext(
+        project="shop", environment=Environment("dev", ("eu-west-1",)), region="eu-west-1",
+        workspace=ws, root=tmp_path, resolved_variables=resolved,
+        variables=VariableValues(resolved, environment="dev", region="eu-west-1", outputs={},
+                                 fetch=lambda r: "never read"))
+    action = Action("dev", "stats", "eu-west-1", ActionKind.FIRST_DEPLOY, "c1", None, "cdk")
+    run = _Run(deployer, action, context, "shop-stats-dev-App")
+    result = deployer._deploy_stack(run, stack, Assembly(tmp_path, [stack]),
+                                    StackSettings.from_workspace(ws), "123456789012",
+                                    {"App": "shop-stats-dev-App"})
+    env = sandbox.client("lambda").get_function_configuration(
+        FunctionName=result.outputs["Name"])["Environment"]["Variables"]
+    assert env == {"MODE": "fast", "DB": SECRET}
