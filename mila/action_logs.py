@@ -1,7 +1,8 @@
 """Each action's log on this machine, kept per action so ``mila logs --action N`` finds it.
 
 A run writes ``.mila/logs/<env>/<service>.<region>.log`` (the last action there); when the
-action ends, a copy is kept as ``.mila/logs/<env>/actions/<service>.<region>.<UTC stamp>.log``.
+action ends, a private copy is kept as
+``.mila/action-logs/<env>/<service>.<region>.<UTC stamp>.log``.
 ``mila logs -e ENV SERVICE --action N`` takes the N-th newest history entry of the service and
 shows the kept log written when that entry was (within :data:`MATCH_SECONDS`): history is
 shared by every machine, logs are not, so a run from elsewhere has none here.
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mila.model import Action
+from mila.private import open_private, private_dirs
 
 STAMP = "%Y%m%dT%H%M%S.%fZ"
 #: how far a kept log's stamp may be from its history entry's time
@@ -24,6 +26,10 @@ MATCH_SECONDS = 120
 
 def logs_dir(mila_dir: Path, environment: str) -> Path:
     return mila_dir / "logs" / environment
+
+
+def kept_dir(mila_dir: Path, environment: str) -> Path:
+    return mila_dir / "action-logs" / environment
 
 
 def current_log(mila_dir: Path, environment: str, service: str, region: str) -> Path:
@@ -36,17 +42,17 @@ def keep(mila_dir: Path, action: Action, when: datetime | None = None) -> Path |
     if not source.is_file():
         return None
     stamp = (when or datetime.now(timezone.utc)).strftime(STAMP)
-    target = logs_dir(mila_dir, action.environment) / "actions" / \
-        f"{action.service}.{action.region}.{stamp}.log"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
+    folder = private_dirs(kept_dir(mila_dir, action.environment), mila_dir)
+    target = folder / f"{action.service}.{action.region}.{stamp}.log"
+    with source.open("rb") as src, open_private(target) as out:
+        shutil.copyfileobj(src, out.buffer)
     return target
 
 
 def kept_log(mila_dir: Path, environment: str, service: str, region: str,
              at: datetime) -> Path | None:
     """The kept log written closest to ``at`` (within :data:`MATCH_SECONDS`)."""
-    folder = logs_dir(mila_dir, environment) / "actions"
+    folder = kept_dir(mila_dir, environment)
     best: tuple[float, Path] | None = None
     for path in folder.glob(f"{service}.{region}.*.log"):
         try:

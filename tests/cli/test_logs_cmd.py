@@ -37,6 +37,8 @@ def test_last_and_older_action_logs(shop, run_mila) -> None:
     r = run_mila("logs", "-e", "dev", "api", "--action", "2")  # the first deploy
     assert r.exit_code == 0, r.output
     assert "# mila first_deploy api" in r.output and "deployed shop-api-dev" in r.output
+    kept = list((shop.root / ".mila" / "action-logs" / "dev").iterdir())
+    assert len(kept) == 2 and {p.stat().st_mode & 0o777 for p in kept} == {0o600}
     r = run_mila("logs", "-e", "dev", "api", "--action", "3")
     assert r.exit_code == 2 and "api has 2 action(s) in dev" in r.output
     r = run_mila("logs", "-e", "dev", "apx")
