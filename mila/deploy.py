@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from mila.checksums import Checksum, consumed_output_hashes, with_consumed_outputs
 from mila.errors import DeployError, MilaError, PlanStale
@@ -48,6 +48,9 @@ from mila.variables import (
     variable_digests,
 )
 
+if TYPE_CHECKING:
+    from mila.diff import ActionDiff
+
 log = get_logger("mila.deploy")
 ActionKey = tuple[str, str]
 PLAN_FILE_VERSION = 1
@@ -71,6 +74,8 @@ class Prepared:
     #: (dependency, name) it consumes; the record gets the checksum of the outputs really used
     unfolded: dict[ActionKey, Checksum] = field(default_factory=dict)
     consumed: dict[ActionKey, frozenset[tuple[str, str]]] = field(default_factory=dict)
+    #: the resource-level diff of each changing action, when asked (``--diff``, ``mila diff``)
+    diffs: dict[ActionKey, ActionDiff] = field(default_factory=dict)
 
     def final_checksum(self, action: Action, dependency_outputs: Mapping[str, Mapping[str, str]],
                        ) -> tuple[str | None, Mapping[str, Any]]:
@@ -245,7 +250,9 @@ def plan_to_json(prepared: Prepared) -> dict[str, Any]:
         "environment": plan.environment,
         "actions": [{"service": a.service, "region": a.region, "action": a.kind.value,
                      "checksum": a.checksum, "previous_checksum": a.previous_checksum,
-                     "reasons": list(a.reasons)}
+                     "reasons": list(a.reasons),
+                     **({"diff": prepared.diffs[a.key].to_json()} if a.key in prepared.diffs
+                        else {})}
                     for a in plan.actions],
         "warnings": [str(w) for w in prepared.warnings],
         "version": PLAN_FILE_VERSION,
@@ -279,9 +286,10 @@ def check_saved_plan(project: Project, saved: dict[str, Any]) -> Prepared:
         current = prepare(project, saved["environment"], only=opts.get("services"),
                           force=bool(opts.get("force")), regions=opts.get("regions"))
     now = plan_to_json(current)
-    # reasons explain the plan; they are not part of what must match
-    now["actions"] = [{k: v for k, v in a.items() if k != "reasons"} for a in now["actions"]]
-    saved = {**saved, "actions": [{k: v for k, v in a.items() if k != "reasons"}
+    # reasons and diffs explain the plan; they are not part of what must match
+    now["actions"] = [{k: v for k, v in a.items() if k not in ("reasons", "diff")}
+                      for a in now["actions"]]
+    saved = {**saved, "actions": [{k: v for k, v in a.items() if k not in ("reasons", "diff")}
                                   for a in saved["actions"]]}
     if now["state_fingerprint"] != saved.get("state_fingerprint"):
         raise PlanStale("the state changed since this plan was made (another deploy ran?)",

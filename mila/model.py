@@ -287,3 +287,29 @@ class Finding:
         where = f"{self.file}:{self.line}" if self.file and self.line else self.file or ""
         rule = f"[{self.rule}] " if self.rule else ""
         return f"{where}: {rule}{self.message}" if where else f"{rule}{self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceChange:
+    """One resource a deploy would change (a deployer's optional ``describe_changes``).
+
+    ``action`` is CloudFormation's: ``Add``, ``Modify``, ``Remove`` (``Import``, ``Dynamic``);
+    ``replacement`` (``Modify`` only) ``"True"``, ``"False"`` or ``"Conditional"``: whether the
+    resource is recreated (a new physical id, a new ARN); ``properties`` the names of the
+    properties that change.
+    """
+
+    action: str
+    logical_id: str
+    resource_type: str = ""
+    replacement: str | None = None
+    properties: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        text = f"{self.action} {self.logical_id}" + \
+            (f" ({self.resource_type})" if self.resource_type else "")
+        if self.replacement in ("True", "Conditional"):
+            text += " REPLACED" if self.replacement == "True" else " may be replaced"
+        if self.properties:
+            text += f": {', '.join(self.properties)}"
+        return text

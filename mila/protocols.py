@@ -25,6 +25,7 @@ from mila.model import (
     Lock,
     LockOwner,
     Record,
+    ResourceChange,
     Workspace,
     frozen_mapping,
 )
@@ -287,6 +288,24 @@ class Builder(Protocol):
     """
 
     def build(self, workspace: Workspace, context: BuildContext) -> bool | None: ...
+
+
+@runtime_checkable
+class ChangeDescriber(Protocol):
+    """Optional member of a :class:`Deployer`: ``describe_changes``, for ``mila diff`` and
+    ``mila deploy --only-prompt --diff``.
+
+    Called (only when the deployer has it) for each ``first_deploy``/``deploy`` action of a
+    plan, before anything is locked, with the context a deploy would get (dependency outputs
+    from the records; an output of a dependency deployed in the same plan reads
+    :data:`mila.parameters.KNOWN_AFTER_APPLY`). Return the resource changes the deploy would
+    make, changing nothing (the built-in CloudFormation deployers create a change set, describe
+    it and delete it); raise :class:`~mila.errors.MilaError` when it cannot tell — the diff then
+    shows the message for that action. A deployer without it (the example ``shell`` deployer)
+    is shown as having no resource diff.
+    """
+
+    def describe_changes(self, action: Action, context: DeployContext) -> Sequence[ResourceChange]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -146,6 +146,24 @@ def render_reasons(console: Console, prepared: Prepared) -> None:
             console.print(f"  {reason}", markup=False)
 
 
+def render_diffs(console: Console, prepared: Prepared) -> None:
+    """Each changing action's resource changes (``--diff``, ``mila diff``)."""
+    for a in prepared.plan.actions:
+        diff = prepared.diffs.get(a.key)
+        if diff is None:
+            continue
+        if diff.changes is None:
+            console.print(f"{a.service} in {a.region}: {diff.note}", markup=False)
+            continue
+        count = len(diff.changes)
+        console.print(f"{a.service} in {a.region}: {count} resource change"
+                      f"{'s' if count != 1 else ''}", markup=False, style="bold")
+        for change in diff.changes:
+            style = "bold red" if change.replacement == "True" or change.action == "Remove" \
+                else None
+            console.print(f"  {change}", markup=False, style=style)
+
+
 def confirm(prepared: Prepared, no_prompt: bool) -> bool:
     if no_prompt:
         return True
@@ -273,22 +291,32 @@ def deploy_options(f: Any) -> Any:
 @click.option("--why", is_flag=True,
               help="Print every reason of every action below the plan (files, dependencies, "
                    "parameters, outputs, versions…).")
+@click.option("--diff", "diff", is_flag=True,
+              help="Show what each deploy would change, resource by resource (Add / Modify / "
+                   "Remove, replacements, properties): change sets are created, described and "
+                   "deleted, never executed. In --json as each action's `diff`.")
 @pass_cli
 def deploy_command(obj: CliContext, environment: str, services: str | None, regions: str | None,
                    concurrency: int | None, no_prompt: bool, lock_timeout: int | None,
                    only_prompt: bool, detailed_exitcode: bool, force: bool, as_json: bool,
                    plan_out: Path | None, markdown_out: Path | None,
-                   disable_rollback: bool, why: bool) -> None:
+                   disable_rollback: bool, why: bool, diff: bool) -> None:
     """Plan ENV from the code and the remote state, confirm, and deploy what changed."""
     project = obj.project()
     prepared = prepare(project, environment, only=parse_services(services), force=force,
                        regions=select_regions(project.state.get_environment(environment), regions))
     human = ui.make_console(stderr=as_json)
+    if diff:
+        from mila.diff import describe_plan
+
+        prepared.diffs = describe_plan(project, prepared)
     if as_json and only_prompt:
         click.echo(json.dumps(plan_to_json(prepared), indent=2))
     else:
         render_header(human, obj, prepared)
         render_plan(human, prepared, why)
+        if diff:
+            render_diffs(human, prepared)
     if markdown_out is not None:
         markdown_out.write_text(plan_markdown(prepared), encoding="utf-8")
     if plan_out is not None:

@@ -91,6 +91,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "remove": ("mila.cli.deploy_cmd",),
     "validate": ("mila.cli.plan_cmd",),
     "why": ("mila.cli.plan_cmd",),
+    "diff": ("mila.cli.plan_cmd",),
 }
 
 

@@ -7,7 +7,7 @@ import json
 import click
 
 from mila.cli.main import CliContext, cli, pass_cli
-from mila.cli.options import env_option, regions_option
+from mila.cli.options import env_option, regions_option, services_option
 from mila.deploy import parse_services
 from mila.environments import parse_regions
 from mila.scope import select_regions
@@ -80,3 +80,35 @@ def why_command(obj: CliContext, environment: str, service: str, regions: str | 
         click.echo(f"{a.service} in {a.region}: {a.kind.value}")
         for reason in a.reasons or (a.reason,):
             click.echo(f"  {reason}")
+
+
+@cli.command("diff")
+@env_option()
+@services_option()
+@regions_option()
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the plan as JSON, each action with its `diff`.")
+@pass_cli
+def diff_command(obj: CliContext, environment: str, services: str | None,
+                 regions: str | None, as_json: bool) -> None:
+    """What `mila deploy -e ENV` would change, resource by resource, without changing it.
+
+    For each deploy, the deployer describes its changes (the CloudFormation deployers create a
+    change set, describe it and delete it): Add / Modify / Remove, whether a resource is
+    replaced, and which properties change. Nothing is locked or recorded."""
+    from mila.cli.deploy_cmd import render_diffs, render_plan
+    from mila.deploy import plan_to_json, prepare
+    from mila.diff import describe_plan
+
+    project = obj.project()
+    prepared = prepare(project, environment, only=parse_services(services),
+                       regions=select_regions(project.state.get_environment(environment), regions))
+    prepared.diffs = describe_plan(project, prepared)
+    if as_json:
+        click.echo(json.dumps(plan_to_json(prepared), indent=2))
+        return
+    from mila import ui
+
+    console = ui.make_console()
+    render_plan(console, prepared)
+    render_diffs(console, prepared)

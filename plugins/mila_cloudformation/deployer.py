@@ -36,7 +36,7 @@ from urllib.parse import quote
 
 from mila.config import ProjectConfig
 from mila.errors import ConfigError, DeployError, MilaError
-from mila.model import Action, DeployResult, Finding, Workspace
+from mila.model import Action, DeployResult, Finding, ResourceChange, Workspace
 from mila.parameters import resolve_parameters
 from mila.protocols import BuildContext, DeployContext
 
@@ -444,30 +444,91 @@ class StackDeployer:
         run = _Run(self, action, context, name)
         run.log(f"{self.name}: stack {name} in {context.region} from {template.shown}")
         try:
-            cache = (self.config.mila_dir if self.config is not None
-                     else context.root / ".mila") / "cache" / "build"
-            template = self.built(template, context.root, context.packages, cache, run.log)
-            delivery = deliver_variables(template, context)  # env files -> Lambda functions
-            for warning in delivery.warnings:
-                run.log(f"warning: {warning}")
-            template, parameters = delivery.template, {**parameters, **delivery.parameters}
-            identity = self.verify(context.region)
-            body = self.package(run, template, getattr(identity, "account", None))
+            template, body, parameters = self._stack_inputs(run, template, parameters)
             return self._deploy(run, template, body, parameters, settings)
         except _Cancelled:
             raise DeployError(f"cancelled while deploying stack {name} in {context.region}") from None
         except MilaError:
             raise
         except Exception as exc:
-            code = _code(exc)
-            if not code:
-                raise
-            hint = None
-            if code == "InsufficientCapabilitiesException":
-                hint = ("allow it in the service's mila.toml: capabilities = "
-                        '["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]')
-            raise DeployError(f"stack {name} in {context.region}: {code}: {_message(exc)}",
-                              details=repr(exc), hint=hint) from None
+            raise _aws_error(exc, name, context.region) from None
+
+    def _stack_inputs(self, run: _Run, template: Template, parameters: dict[str, str],
+                      ) -> tuple[Template, str, dict[str, str]]:
+        """Build, deliver the variables, package: the template, body and parameters a change
+        set is made of."""
+        context = run.context
+        cache = (self.config.mila_dir if self.config is not None
+                 else context.root / ".mila") / "cache" / "build"
+        template = self.built(template, context.root, context.packages, cache, run.log)
+        delivery = deliver_variables(template, context)  # env files -> Lambda functions
+        for warning in delivery.warnings:
+            run.log(f"warning: {warning}")
+        template, parameters = delivery.template, {**parameters, **delivery.parameters}
+        identity = self.verify(context.region)
+        return template, self.package(run, template, getattr(identity, "account", None)), \
+            parameters
+
+    def describe_changes(self, action: Action, context: DeployContext) -> list[ResourceChange]:
+        """What deploying would change, resource by resource, without changing it: an UPDATE
+        change set is created, described and deleted (never executed); a stack that does not
+        exist yet lists its template's resources as ``Add``. Artifacts are packaged (uploaded
+        by content hash) as a deploy would, so code changes show."""
+        ws = context.workspace
+        if ws is None:
+            return []
+        template = self.template(action, context, ws)
+        settings = StackSettings.from_workspace(ws)
+        parameters = self.parameters(action, context, ws, template)
+        name = self.stack_name_for(action, context, template)
+        run = _Run(self, action, context, name)
+        try:
+            stack = run.describe()
+            if stack is None or stack["StackStatus"] in _RECREATE \
+                    or stack["StackStatus"] == "REVIEW_IN_PROGRESS":
+                resources = template.body.get("Resources") or {}
+                return [ResourceChange("Add", logical, str(r.get("Type", "")))
+                        for logical, r in resources.items() if isinstance(r, dict)]
+            if _in_progress(stack["StackStatus"]):
+                raise DeployError(f"stack {name} in {context.region} is "
+                                  f"{stack['StackStatus']}: ask again once it has settled")
+            template, body, parameters = self._stack_inputs(run, template, parameters)
+            return self._preview(run, body, parameters, settings)
+        except _Cancelled:
+            raise DeployError(f"cancelled while describing stack {name}") from None
+        except MilaError:
+            raise
+        except Exception as exc:
+            raise _aws_error(exc, name, context.region) from None
+
+    def _preview(self, run: _Run, body: str, parameters: Mapping[str, str],
+                 settings: StackSettings) -> list[ResourceChange]:
+        args = self._change_set_args(run, "UPDATE", body, parameters, settings, "mila-diff")
+        try:
+            arn = run.cfn.create_change_set(**args)["Id"]
+        except Exception as exc:
+            if _code(exc) == "ValidationError" and any(t in _message(exc) for t in _NO_CHANGES):
+                return []
+            raise
+
+        def ready() -> Any:
+            found = run.cfn.describe_change_set(ChangeSetName=arn)
+            return found if found["Status"] in ("CREATE_COMPLETE", "FAILED") else None
+
+        try:
+            described = run.poll("the change set", ready)
+            if described["Status"] == "FAILED":
+                reason = str(described.get("StatusReason", ""))
+                if any(text in reason for text in _NO_CHANGES):
+                    return []
+                raise DeployError(f"stack {run.name} in {run.region}: the change set failed: "
+                                  f"{reason}")
+            return [_resource_change(c) for c in self._changes(run, arn, described)]
+        finally:
+            try:
+                run.cfn.delete_change_set(ChangeSetName=arn)
+            except Exception as exc:
+                run.log(f"could not delete change set {arn}: {_message(exc)}")
 
     def template(self, action: Action, context: DeployContext, ws: Workspace) -> Template:
         """The template to deploy: the workspace's own (a subclass may synthesize one; a
@@ -584,23 +645,8 @@ class StackDeployer:
         # The change set: unique name, addressed by its ARN from here on.
         run.phase = "change set"
         run.report("change set", change_type.lower())
-        change_set_name = f"mila-{datetime.now(timezone.utc):%Y%m%d%H%M%S}-{uuid.uuid4().hex[:8]}"
-        args: dict[str, Any] = {
-            "StackName": run.name, "ChangeSetName": change_set_name, "ChangeSetType": change_type,
-            "Capabilities": list(settings.capabilities),
-            "Parameters": [{"ParameterKey": k, "ParameterValue": v}
-                           for k, v in sorted(parameters.items())],
-            "Tags": self._tags(run, settings),
-            "Description": f"mila {run.action.kind.value} of {run.action.service} "
-                           f"({(run.action.checksum or '')[:12]})",
-        }
-        if len(body.encode("utf-8")) > MAX_TEMPLATE_BODY:
-            identity = self.verify(run.region)
-            store = self.store(run, getattr(identity, "account", None))
-            key = store.put(body.encode("utf-8"), ".template", run.log)
-            args["TemplateURL"] = store.https_url(key)
-        else:
-            args["TemplateBody"] = body
+        args = self._change_set_args(run, change_type, body, parameters, settings)
+        change_set_name = args["ChangeSetName"]
         try:
             created = cfn.create_change_set(**args)
         except Exception as exc:
@@ -673,6 +719,30 @@ class StackDeployer:
                 + (", ".join(f"{k}={v}" for k, v in outputs.items()) or "none"))
         return DeployResult(stack_name=run.name, stack_id=stack_id, outputs=outputs,
                             changed=True, message=f"{len(changes)} change(s)")
+
+    def _change_set_args(self, run: _Run, change_type: str, body: str,
+                         parameters: Mapping[str, str], settings: StackSettings,
+                         prefix: str = "mila") -> dict[str, Any]:
+        """``CreateChangeSet``'s arguments: a unique name, the body (through S3 when large)."""
+        args: dict[str, Any] = {
+            "StackName": run.name, "ChangeSetType": change_type,
+            "ChangeSetName": f"{prefix}-{datetime.now(timezone.utc):%Y%m%d%H%M%S}-"
+                             f"{uuid.uuid4().hex[:8]}",
+            "Capabilities": list(settings.capabilities),
+            "Parameters": [{"ParameterKey": k, "ParameterValue": v}
+                           for k, v in sorted(parameters.items())],
+            "Tags": self._tags(run, settings),
+            "Description": f"mila {run.action.kind.value} of {run.action.service} "
+                           f"({(run.action.checksum or '')[:12]})",
+        }
+        if len(body.encode("utf-8")) > MAX_TEMPLATE_BODY:
+            identity = self.verify(run.region)
+            store = self.store(run, getattr(identity, "account", None))
+            key = store.put(body.encode("utf-8"), ".template", run.log)
+            args["TemplateURL"] = store.https_url(key)
+        else:
+            args["TemplateBody"] = body
+        return args
 
     def _changes(self, run: _Run, arn: str, described: dict[str, Any]) -> list[dict[str, Any]]:
         """Every change of the change set, written to the log."""
@@ -795,6 +865,29 @@ def parameter_problems(template: Template, values: Mapping[str, str],
         problems.append((f"{template.shown}: parameters {', '.join(missing)} have no default "
                          "and no value", f"set them in [service].parameters of {where}"))
     return problems
+
+
+def _aws_error(exc: Exception, name: str, region: str) -> Exception:
+    """A :class:`DeployError` for an AWS error (``exc`` itself when it is not one)."""
+    code = _code(exc)
+    if not code:
+        return exc
+    hint = None
+    if code == "InsufficientCapabilitiesException":
+        hint = ("allow it in the service's mila.toml: capabilities = "
+                '["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]')
+    return DeployError(f"stack {name} in {region}: {code}: {_message(exc)}",
+                       details=repr(exc), hint=hint)
+
+
+def _resource_change(change: Mapping[str, Any]) -> ResourceChange:
+    rc = change.get("ResourceChange") or {}
+    names = [d.get("Target", {}).get("Name") for d in rc.get("Details") or []
+             if d.get("Target", {}).get("Attribute") == "Properties"]
+    return ResourceChange(str(rc.get("Action", "")), str(rc.get("LogicalResourceId", "")),
+                          str(rc.get("ResourceType", "")),
+                          str(rc["Replacement"]) if rc.get("Replacement") else None,
+                          tuple(sorted({n for n in names if n})))
 
 
 def _outputs(stack: Mapping[str, Any]) -> dict[str, str]:

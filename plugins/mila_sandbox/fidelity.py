@@ -32,6 +32,7 @@ FIXES: tuple[str, ...] = (
     "cfn_types",
     "cfn_stacks",
     "cfn_changesets",
+    "cfn_change_details",
     "cfn_dynamic_refs",
 )
 

@@ -24,6 +24,10 @@ the progress line. A line ``::output Name=Value`` declares an output of the serv
 the state, shown by ``mila envs describe``, and given to the services that depend on it. A
 non-zero exit is a failure showing the last lines; Ctrl-C (``context.cancel``) terminates the
 command's process group; the service's ``timeout`` (minutes) bounds it.
+
+It implements neither optional member of the deployer protocol: no ``validate`` (a command
+cannot be checked without running it) and no ``describe_changes`` (what it changes is known
+only once it has run), so ``mila diff`` shows "no resource diff" for its services.
 """
 
 from __future__ import annotations
