@@ -282,8 +282,9 @@ class VariableResolver:
 
     def prefetch(self, services: Iterable[tuple[Workspace, Iterable[str]]],
                  environment: str) -> None:
-        """Describe every reference the services' files name, in each of its regions, a few
-        at a time (one round trip each: 60 lookups one after the other would take seconds)."""
+        """Describe every reference the services' files name, in each of their regions, up to
+        8 at a time (each is one round trip to the cloud), so planning does not wait for them
+        one after the other."""
         kinds = set(self.kinds())
         wanted: set[tuple[str, str, str]] = set()
         for service, regions in services:

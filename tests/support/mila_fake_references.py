@@ -23,7 +23,9 @@ def put(root: Path, region: str, name: str, value: str, version: str = "1",
         secure: bool = False) -> None:
     path = store(root)
     data = json.loads(path.read_text()) if path.exists() else {}
-    data.setdefault(region, {})[name] = {"version": version, "value": value, "secure": secure}
+    history = data.get(region, {}).get(name, {}).get("history", {})
+    data.setdefault(region, {})[name] = {"version": version, "value": value, "secure": secure,
+                                         "history": {**history, version: value}}
     path.write_text(json.dumps(data))
 
 
@@ -57,8 +59,8 @@ class FakeReferences:
     def value(self, target: str, region: str, version: str) -> str:
         self._log(op="value", target=target, region=region, version=version)
         found = self._find(target, region)
-        assert found is not None and found["version"] == version
-        return str(found["value"])
+        assert found is not None and version in found["history"]
+        return str(found["history"][version])
 
     def copy(self, target: str, source_region: str, target_region: str) -> bool:
         if self._find(target, target_region) is not None:
