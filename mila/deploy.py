@@ -254,7 +254,7 @@ def plan_to_json(prepared: Prepared) -> dict[str, Any]:
                      **({"diff": prepared.diffs[a.key].to_json()} if a.key in prepared.diffs
                         else {})}
                     for a in plan.actions],
-        "warnings": [str(w) for w in prepared.warnings],
+        "warnings": [w.to_json() for w in prepared.warnings],
         "version": PLAN_FILE_VERSION,
         "state_fingerprint": prepared.state_fingerprint,
         "options": prepared.options,

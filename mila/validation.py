@@ -50,6 +50,12 @@ class Problem:
         where = f"{self.service}" + (f" in {self.region}" if self.region else "")
         return f"{where}: {self.finding}"
 
+    def to_json(self) -> dict[str, object]:
+        """The ``warnings`` entries of ``mila validate --json`` and of the JSON plan."""
+        f = self.finding
+        return {"service": self.service, "region": self.region, "severity": f.severity,
+                "message": f.message, "file": f.file, "line": f.line, "rule": f.rule}
+
 
 def validate_plan(project: Project, plan: Plan, environment: Environment,
                   records: Mapping[ActionKey, Record], *,

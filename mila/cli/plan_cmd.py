@@ -11,7 +11,7 @@ from mila.cli.options import env_option, regions_option, services_option
 from mila.deploy import parse_services
 from mila.environments import parse_regions
 from mila.scope import select_regions
-from mila.validation import Problem, validate_project
+from mila.validation import validate_project
 
 
 @cli.command("validate")
@@ -35,18 +35,12 @@ def validate_command(obj: CliContext, environment: str, services: str | None,
     checked = sorted({a.service for a in plan.actions})
     if as_json:
         click.echo(json.dumps({"services": checked,
-                               "warnings": [warning_json(w) for w in warnings]}, indent=2))
+                               "warnings": [w.to_json() for w in warnings]}, indent=2))
         return
     for w in warnings:
         click.echo(f"warning: {w}")
     click.echo(f"{len(checked)} service{'s' if len(checked) != 1 else ''} valid"
             + (f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''}" if warnings else ""))
-
-
-def warning_json(problem: Problem) -> dict[str, object]:
-    f = problem.finding
-    return {"service": problem.service, "region": problem.region, "severity": f.severity,
-            "message": f.message, "file": f.file, "line": f.line, "rule": f.rule}
 
 
 @cli.command("why")

@@ -69,6 +69,11 @@ def test_cfn_lint_errors_refuse_and_warnings_can_be_silenced(web, run_mila) -> N
     r = run_mila("validate")
     assert r.exit_code == 0, r.output
     assert "warning: web: services/web/template.yaml:3: [W2001]" in r.output
+    r = run_mila("deploy", "-e", "dev", "--json", "--only-prompt")
+    assert r.exit_code == 0, r.output
+    (warning,) = json.loads(r.stdout)["warnings"]
+    assert (warning["service"], warning["file"], warning["line"], warning["rule"]) == \
+        ("web", "services/web/template.yaml", 3, "W2001")
     web.write("services/web/mila.toml", '[service]\ndeployer = "cloudformation"\n'
                                         'parameters = { Topic = "t" }\nlint_ignore = ["W2001"]\n')
     r = run_mila("validate", "--json")
