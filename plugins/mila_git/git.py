@@ -177,7 +177,7 @@ def untracked_files(root: Path, entries: list[str]) -> list[str]:
     files = [p for p in entries if not p.endswith("/")]
     folders = []
     for path in entries:
-        if path.endswith("/"):
+        if path.endswith("/") and not _excluded(path.rstrip("/")):  # .mila/: never listed
             (files if os.path.lexists(root / path / ".git") else folders).append(path)
     if folders:
         narrow = len(folders) <= 200  # else the whole tree, filtered, keeps the command short
