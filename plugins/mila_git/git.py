@@ -171,6 +171,25 @@ def converted_paths(root: Path, paths: list[str], autocrlf: bool) -> list[str]:
     return list(converted)
 
 
+def drop_unreachable(root: Path, digests: dict[str, str]) -> None:
+    """Drop the tracked paths below a folder that is now a symlink or cannot be reached (git's
+    "symlink leading path" rule, which ``git status`` skips when ``lstat`` fails with ``ELOOP``)."""
+    folders: dict[str, bool] = {}  # folder → reachable as a real folder
+
+    def real(folder: str) -> bool:
+        if folder not in folders:
+            parent = folder.rpartition("/")[0]
+            try:
+                ok = (not parent or real(parent)) and stat.S_ISDIR(os.lstat(root / folder).st_mode)
+            except OSError:
+                ok = False
+            folders[folder] = ok
+        return folders[folder]
+
+    for path in [p for p in digests if "/" in p and not real(p.rpartition("/")[0])]:
+        del digests[path]
+
+
 def untracked_files(root: Path, entries: list[str]) -> list[str]:
     """Untracked files from ``git status -unormal`` entries: a folder (``dir/``) is listed by
     one ``git ls-files -o`` for all of them, a nested repository stays a folder."""
@@ -263,6 +282,8 @@ class GitHasher:
         read, deleted, untracked = parse_status(changed.result(), prefix)
         for path in deleted:
             digests.pop(path, None)
+        if changed.err.strip():  # git could not stat some paths (a loop of links): it skips
+            drop_unreachable(root, digests)  # them as unchanged, with a message on stderr
         new = untracked_files(root, untracked)
         from_disk = read + new
         if attributes.present(listing, new):

@@ -479,3 +479,16 @@ def test_untracked_folders_are_listed_file_by_file(tmp_path, folders) -> None:
     digests = GitHasher(None).file_digests(root)
     assert digests == FsHasher(None).file_digests(root)
     assert len(digests) == folders + 3 and digests["[glob]*/g.py"] == blob_id(b"g")
+
+
+def test_tracked_files_behind_a_loop_of_links_are_gone(tmp_path) -> None:
+    """git status cannot stat a/sub/f.txt (ELOOP) and skips it as unchanged; it is gone."""
+    root = make(tmp_path, {"a/sub/f.txt": "x", "b/g.txt": "y"})
+    import shutil
+
+    shutil.rmtree(root / "a/sub")
+    os.symlink("../b/sub", root / "a/sub")
+    os.symlink("../a/sub", root / "b/sub")
+    digests = GitHasher(None).file_digests(root)
+    assert "a/sub/f.txt" not in digests and digests["b/g.txt"] == blob_id(b"y")
+    assert digests == FsHasher(None).file_digests(root)
