@@ -46,6 +46,7 @@ import contextlib
 import hashlib
 import json
 import re
+import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -223,12 +224,16 @@ def _inside(root: Path, path: Path, ws: Workspace) -> str:
 
 
 def content_digest(path: Path) -> str:
-    """The git blob id of a file's content (what git would store for it), following symlinks."""
+    """A file's identity as the hashers give it (:class:`~mila.protocols.Hasher`), following
+    symlinks: the git blob id of its content, ``100755:`` before it when it is executable (the
+    zip records 0755 for it)."""
     try:
         data = path.read_bytes()
+        executable = path.stat().st_mode & stat.S_IXUSR
     except OSError as exc:
         raise MilaError(f"cannot read {path}, which a service packages: {exc.strerror}") from None
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+    blob = hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+    return f"100755:{blob}" if executable else blob
 
 
 def _check_names(graph: WorkspaceGraph, names: Iterable[str]) -> None:

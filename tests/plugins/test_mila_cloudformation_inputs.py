@@ -129,6 +129,10 @@ def test_an_ignored_packaged_file_is_hashed_by_content_and_explained(tmp_path) -
     new = workspace_checksums(load_project(root, environ={"MILA_PLUGINS": ""}))["s4"]
     assert new.checksum != old.checksum
     assert "modified services/s4/vendor/v.py (packaged)" in explain(old.manifest, new.manifest)
+    os.chmod(root / "services/s4/vendor/v.py", 0o755)  # the zip records 0755: a change
+    executable = workspace_checksums(load_project(root, environ={"MILA_PLUGINS": ""}))["s4"]
+    assert executable.manifest["parts"]["packaged"]["services/s4/vendor/v.py"].startswith("100755:")
+    assert executable.checksum != new.checksum
 
 
 def test_the_packaged_part_holds_only_files_outside_the_service(repo) -> None:
