@@ -50,6 +50,7 @@ from mila.variables import (
 
 if TYPE_CHECKING:
     from mila.diff import ActionDiff
+    from mila.workers import WorkerPlan
 
 log = get_logger("mila.deploy")
 ActionKey = tuple[str, str]
@@ -76,6 +77,12 @@ class Prepared:
     consumed: dict[ActionKey, frozenset[tuple[str, str]]] = field(default_factory=dict)
     #: the resource-level diff of each changing action, when asked (``--diff``, ``mila diff``)
     diffs: dict[ActionKey, ActionDiff] = field(default_factory=dict)
+
+    def inputs_checksum(self, action: Action) -> str | None:
+        """``action``'s checksum before the outputs it consumes are folded in: what the code
+        and configuration alone give (``mila apply --worker`` compares it to the plan file's)."""
+        unfolded = self.unfolded.get(action.key)
+        return unfolded.checksum if unfolded is not None else action.checksum
 
     def final_checksum(self, action: Action, dependency_outputs: Mapping[str, Mapping[str, str]],
                        ) -> tuple[str | None, Mapping[str, Any]]:
@@ -252,7 +259,11 @@ def plan_to_json(prepared: Prepared) -> dict[str, Any]:
                      "checksum": a.checksum, "previous_checksum": a.previous_checksum,
                      "reasons": list(a.reasons),
                      **({"diff": prepared.diffs[a.key].to_json()} if a.key in prepared.diffs
-                        else {})}
+                        else {}),
+                     # for `mila apply --worker`: what the code alone gives, and the record's
+                     # version the plan saw (a later version was written by someone)
+                     "inputs_checksum": prepared.inputs_checksum(a),
+                     "record_version": getattr(prepared.records.get(a.key), "version", 0)}
                     for a in plan.actions],
         "warnings": [w.to_json() for w in prepared.warnings],
         "version": PLAN_FILE_VERSION,
@@ -286,10 +297,11 @@ def check_saved_plan(project: Project, saved: dict[str, Any]) -> Prepared:
         current = prepare(project, saved["environment"], only=opts.get("services"),
                           force=bool(opts.get("force")), regions=opts.get("regions"))
     now = plan_to_json(current)
-    # reasons and diffs explain the plan; they are not part of what must match
-    now["actions"] = [{k: v for k, v in a.items() if k not in ("reasons", "diff")}
-                      for a in now["actions"]]
-    saved = {**saved, "actions": [{k: v for k, v in a.items() if k not in ("reasons", "diff")}
+    # reasons and diffs explain the plan; they are not part of what must match (nor the
+    # worker fields)
+    extra = ("reasons", "diff", "inputs_checksum", "record_version")
+    now["actions"] = [{k: v for k, v in a.items() if k not in extra} for a in now["actions"]]
+    saved = {**saved, "actions": [{k: v for k, v in a.items() if k not in extra}
                                   for a in saved["actions"]]}
     if now["state_fingerprint"] != saved.get("state_fingerprint"):
         raise PlanStale("the state changed since this plan was made (another deploy ran?)",
@@ -356,14 +368,36 @@ def current_commit(root: Path) -> str | None:
 
 
 def execute(project: Project, prepared: Prepared, options: RunOptions,
-            reporter: Reporter | None = None, cancel: threading.Event | None = None) -> RunReport:
+            reporter: Reporter | None = None, cancel: threading.Event | None = None,
+            worker: WorkerPlan | None = None) -> RunReport:
     """Carry out every changing action of the plan (see :mod:`mila.runner`); returns the
-    orchestrator's report."""
+    orchestrator's report. With ``worker``, as one of many workers sharing a saved plan
+    (see :mod:`mila.workers`)."""
     from mila.runner import run_actions
 
+    if worker is not None:
+        from mila.workers import Worker
+
+        return Worker(project, prepared, worker, options, reporter or SilentReporter(),
+                      cancel or threading.Event()).run()
     report: RunReport = run_actions(project, prepared, options, reporter or SilentReporter(),
                                     cancel)
     return report
+
+
+def check_plan_for_worker(project: Project, saved: dict[str, Any]) -> tuple[Prepared, WorkerPlan]:
+    """Re-plan with the saved options against the state as it is now (other workers may have
+    done part of it) and refuse (exit 2) if the code changed since the plan was made."""
+    from mila.workers import worker_plan
+
+    opts = saved.get("options") or {}
+    if opts.get("remove"):
+        current = prepare_removal(project, saved["environment"], only=opts.get("services"),
+                                  regions=opts.get("regions"), force=bool(opts.get("force")))
+    else:
+        current = prepare(project, saved["environment"], only=opts.get("services"),
+                          force=bool(opts.get("force")), regions=opts.get("regions"))
+    return current, worker_plan(saved, current)
 
 
 def build_before_lock(project: Project, ws: Workspace, logfile: Any,

@@ -383,25 +383,33 @@ class ActionRunner:
             self.logfile.flush()
 
 
-def run_actions(project: Project, prepared: Prepared, options: RunOptions, reporter: Reporter,
-                cancel: threading.Event | None) -> Any:
-    """Run every changing action of the plan as orchestrator tasks; returns the report."""
+def new_run(project: Project, prepared: Prepared, options: RunOptions,
+            reporter: Reporter) -> RunShared:
+    """What the actions of one run (or one worker) share: its lock owner, commit, operator and
+    the outputs known so far (the records' at plan time)."""
     from mila.deploy import current_commit
     from mila.environments import operator
     from mila.locks import lock_owner
+
+    return RunShared(project, prepared, options, reporter, lock_owner(),
+                     current_commit(project.root), operator(),
+                     {k: r.outputs for k, r in prepared.records.items()})
+
+
+def run_actions(project: Project, prepared: Prepared, options: RunOptions, reporter: Reporter,
+                cancel: threading.Event | None) -> Any:
+    """Run every changing action of the plan as orchestrator tasks; returns the report."""
     from mila.orchestrator import Task, run_tasks
 
     plan = prepared.plan
-    run = RunShared(project, prepared, options, reporter, lock_owner(),
-                    current_commit(project.root), operator(),
-                    {k: r.outputs for k, r in prepared.records.items()})
+    run = new_run(project, prepared, options, reporter)
     actions = {a.key: a for a in plan.actions if a.kind.changes}
 
     def task(action: Action, cancel_event: threading.Event) -> DeployResult | Done:
         return ActionRunner(run, action, cancel_event)()
 
     def finished(outcome: Any) -> None:
-        _finished(project, reporter, actions[outcome.key], outcome)
+        report_finished(project, reporter, actions[outcome.key], outcome)
 
     tasks = [Task(key, functools.partial(task, a),
                   tuple(d for d in plan.edges.get(key, ()) if d in actions))
@@ -409,7 +417,8 @@ def run_actions(project: Project, prepared: Prepared, options: RunOptions, repor
     return run_tasks(tasks, options.concurrency, cancel=cancel, on_finish=finished)
 
 
-def _finished(project: Project, reporter: Reporter, action: Action, outcome: Any) -> None:
+def report_finished(project: Project, reporter: Reporter, action: Action, outcome: Any) -> None:
+    """Tell the reporter and the ``mila_action_finished`` hooks how an action ended."""
     error = outcome.error
     message = ""
     if error is not None:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -22,6 +22,7 @@ from mila.cli.state_cmd import envs_group
 from mila.deploy import (
     Prepared,
     RunOptions,
+    check_plan_for_worker,
     check_saved_plan,
     execute,
     load_plan_file,
@@ -56,6 +57,9 @@ from mila.progress import ProgressView, use_live_view
 from mila.reasons import short as short_reason
 from mila.results import plan_markdown, result_document, run_status
 from mila.scope import restrict_plan_file, select_regions
+
+if TYPE_CHECKING:
+    from mila.workers import WorkerPlan
 
 KIND_STYLE = {
     ActionKind.FIRST_DEPLOY: "bold green", ActionKind.DEPLOY: "yellow",
@@ -177,11 +181,12 @@ def confirm(prepared: Prepared, no_prompt: bool) -> bool:
 
 
 def run_plan(obj: CliContext, prepared: Prepared, concurrency: int | None, lock_timeout: int | None,
-             disable_rollback: bool, human: Console, result_of: str | None = None) -> None:
+             disable_rollback: bool, human: Console, result_of: str | None = None,
+             worker: WorkerPlan | None = None) -> None:
     """Execute, render progress and summary, print the result document (``--json``: the
     command's name in ``result_of``), and exit with the right code."""
     report = execute_with_progress(obj, prepared, concurrency, lock_timeout, disable_rollback,
-                                   human)
+                                   human, worker)
     if result_of is not None:
         print_result(obj, result_of, prepared, report)
     if report is not None:
@@ -206,12 +211,13 @@ def exit_for(report: RunReport) -> None:
 
 def execute_with_progress(obj: CliContext, prepared: Prepared, concurrency: int | None,
                           lock_timeout: int | None, disable_rollback: bool,
-                          human: Console) -> RunReport | None:
-    """Execute the plan with the live view or CI lines, then print the summary table and the
-    last lines of each failure's log. ``None`` when there was nothing to do."""
+                          human: Console, worker: WorkerPlan | None = None) -> RunReport | None:
+    """Execute the plan (as one of its workers with ``worker``) with the live view or CI lines,
+    then print the summary table and the last lines of each failure's log. ``None`` when there
+    was nothing to do."""
     project = obj.project()
     plan = prepared.plan
-    if not plan.has_changes:
+    if not (plan.has_changes if worker is None else worker.actions):
         human.print("nothing to do", markup=False)
         return None
     lease = timedelta(seconds=project.config.state.lock_lease_seconds)
@@ -219,11 +225,12 @@ def execute_with_progress(obj: CliContext, prepared: Prepared, concurrency: int 
                          lock_timeout=timedelta(seconds=lock_timeout) if lock_timeout is not None
                          else max(DEFAULT_TIMEOUT, 2 * lease),
                          lock_ttl=lease, disable_rollback=disable_rollback)
-    running = [a for a in plan.actions if a.kind.changes]
+    running = [a for a in plan.actions if a.kind.changes] if worker is None \
+        else list(worker.actions.values())
     live = use_live_view(human, obj.log_format)
     with ProgressView(running, human, live) as view:
         keeping = KeepingReporter(view, project.config.mila_dir, {a.key: a for a in running})
-        report = execute(project, prepared, options, keeping)
+        report = execute(project, prepared, options, keeping, worker=worker)
     table = Table(show_edge=False, header_style="bold", box=None, pad_edge=False)
     for col in ("service", "region", "action", "result", "duration"):
         table.add_column(col)
@@ -340,20 +347,35 @@ def deploy_command(obj: CliContext, environment: str, services: str | None, regi
 @regions_option("Apply only the plan's actions in these regions (comma-separated).")
 @deploy_options
 @click.option("--disable-rollback", is_flag=True, help="Keep a failed stack as it is.")
+@click.option("--worker", is_flag=True,
+              help="Be one of several workers sharing this plan (a CI matrix runs the same "
+                   "command N times): take each action whose dependencies are done and whose "
+                   "lock is free, exit when the whole plan is done or blocked, with its result. "
+                   "No confirmation.")
 @json_result_option
 @pass_cli
 def apply_command(obj: CliContext, plan_file: Path, regions: str | None,
                   concurrency: int | None, no_prompt: bool, lock_timeout: int | None,
-                  disable_rollback: bool, as_json: bool) -> None:
+                  disable_rollback: bool, worker: bool, as_json: bool) -> None:
     """Apply exactly the plan saved by `mila deploy --plan-out FILE`.
 
-    Refuses (exit 2) if the code or the state changed since the plan was made."""
+    Refuses (exit 2) if the code or the state changed since the plan was made (with --worker:
+    if the code changed; other workers change the state)."""
     project = obj.project()
     saved = load_plan_file(plan_file)
     project.select_environment(saved["environment"])
     if regions is not None:
         env = project.state.get_environment(saved["environment"])
         saved = restrict_plan_file(saved, select_regions(env, regions) or ())
+    if worker:
+        prepared, work = check_plan_for_worker(project, saved)
+        human = ui.make_console(stderr=as_json)
+        render_header(human, obj, prepared)
+        human.print(f"worker: {len(work.actions)} action(s) of {plan_file.name}, shared with "
+                    f"the other workers", markup=False)
+        run_plan(obj, prepared, concurrency, lock_timeout, disable_rollback, human,
+                 "apply" if as_json else None, worker=work)
+        return
     prepared = check_saved_plan(project, saved)
     human = ui.make_console(stderr=as_json)
     render_header(human, obj, prepared)

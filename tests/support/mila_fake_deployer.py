@@ -55,7 +55,7 @@ class FakeDeployer:
             path = cloud(context.root) / "calls.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("a") as f:
-                f.write(json.dumps(entry) + "\n")
+                f.write(json.dumps({**entry, "pid": os.getpid()}) + "\n")
 
     def build(self, workspace: Workspace, context: BuildContext) -> None:
         if (context.root / workspace.path / "BUILD_FAIL").exists():
