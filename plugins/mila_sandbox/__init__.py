@@ -21,6 +21,16 @@ offline (the demo, mila's own tests, users' CI). It is moto's WSGI app with:
   - :mod:`~mila_sandbox.cfn_restapi` — ``RestApi`` from an OpenAPI ``Body`` (SAM's implicit API);
   - :mod:`~mila_sandbox.sam_transform` — ``AWS::Serverless-2016-10-31`` applied server-side;
   - :mod:`~mila_sandbox.lambda_invoke` — invocations answer "not executed", without Docker;
+  - :mod:`~mila_sandbox.server_errors` — a Python error answered as one ``InternalFailure``
+    line naming operation, stack, resource and cause;
+  - :mod:`~mila_sandbox.cfn_validation` — template format errors refused, schema-invalid
+    properties fail their resource (cfn-lint's schemas);
+  - :mod:`~mila_sandbox.cfn_transforms` — ``AWS::Include``, ``AWS::LanguageExtensions``;
+  - :mod:`~mila_sandbox.cfn_template_urls` — ``TemplateURL`` path-style on a loopback endpoint;
+  - :mod:`~mila_sandbox.cfn_lambda_layers` — layers of the same stack and public layers;
+  - :mod:`~mila_sandbox.cfn_ssm_names` — generated ``AWS::SSM::Parameter`` names;
+  - :mod:`~mila_sandbox.cfn_parameter_updates` — parameter changes through ``!Sub`` and
+    conditions reach their resources;
 
 * a version check (:mod:`mila_sandbox.versions`): the fixes patch moto's internals, so they are
   written for pinned moto and aws-sam-translator versions and refuse to run on others.
