@@ -40,7 +40,6 @@ def main() -> None:
     parser.add_argument("--templates", type=int, default=20)
     args = parser.parse_args()
     import boto3
-
     from mila_sandbox import cfn_validation
     from mila_sandbox.server import SandboxServer
 

@@ -94,19 +94,17 @@ def check_format(template: dict[str, Any], region: str) -> None:
             raise ValidationError(message=FORMAT_RULES[rule](list(path), message))
 
 
-def property_errors(template: dict[str, Any], region: str, logical_id: str) -> str | None:
-    """The schema failure of resource ``logical_id``, as CloudFormation words it, or None."""
-    found: list[str] = []
+def property_failures(template: dict[str, Any], region: str) -> dict[str, str]:
+    """Each resource's schema failure, as CloudFormation words it."""
+    found: dict[str, list[str]] = {}
     for rule, path, message in matches(template, region):
-        if rule in PROPERTY_RULES and len(path) >= 3 and path[:2] == ("Resources", logical_id):
-            pointer = "#/" + "/".join(map(str, path[3:]))
-            line = f"{pointer}: {message}"
-            if line not in found:
-                found.append(line)
-    if not found:
-        return None
-    return f"Properties validation failed for resource {logical_id} with message: " \
-           f"[{', '.join(found)}]"
+        if rule in PROPERTY_RULES and len(path) >= 3 and path[0] == "Resources":
+            line = "#/" + "/".join(map(str, path[3:])) + f": {message}"
+            lines = found.setdefault(str(path[1]), [])
+            if line not in lines:
+                lines.append(line)
+    return {logical_id: f"Properties validation failed for resource {logical_id} with "
+                        f"message: [{', '.join(lines)}]" for logical_id, lines in found.items()}
 
 
 def install() -> None:
@@ -120,8 +118,13 @@ def install() -> None:
         def run(logical_id: str, resource_json: dict[str, Any], resources_map: Any,
                 account_id: str, region_name: str) -> Any:
             template = getattr(resources_map, "_template", None)
-            if isinstance(template, dict) and (template.get("Resources") or {}).get(logical_id):
-                failure = property_errors(template, region_name, logical_id)
+            if isinstance(template, dict):
+                # once per template: moto edits the template as it goes (a changed text)
+                known = getattr(resources_map, "_mila_failures", None)
+                if known is None or known[0] is not template:
+                    known = (template, property_failures(template, region_name))
+                    resources_map._mila_failures = known
+                failure = known[1].get(logical_id)
                 if failure:
                     raise ResourceFailed(logical_id, str(resource_json.get("Type")), operation,
                                          failure)
