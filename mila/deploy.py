@@ -27,6 +27,7 @@ from mila.locks import DEFAULT_TIMEOUT, DEFAULT_TTL
 from mila.logs import get_logger
 from mila.model import (
     Action,
+    ActionKind,
     Environment,
     Plan,
     Record,
@@ -235,6 +236,24 @@ def prepare_removal(project: Project, environment: str, *, only: Collection[str]
                     {"services": sorted(only) if only is not None else None, "remove": True,
                      "regions": sorted(regions) if regions is not None else None,
                      "force": force})
+
+
+def stale_consumers(prepared: Prepared, results: Mapping[Any, Any]) -> list[str]:
+    """Unchanged services of the plan that read an output this run changed (``results``:
+    each action's :class:`DeployResult`): the next plan redeploys them (their checksum holds
+    the hash of what they consumed), and the user is told now."""
+    lines = []
+    for a in prepared.plan.actions:
+        if a.kind is not ActionKind.NO_CHANGES:
+            continue
+        for dep, name in sorted(prepared.consumed.get(a.key, ())):
+            result, record = results.get((dep, a.region)), prepared.records.get((dep, a.region))
+            outputs = getattr(result, "outputs", None)
+            if outputs is not None and record is not None \
+                    and record.outputs.get(name) != outputs.get(name):
+                lines.append(f"{a.service} in {a.region} reads {dep}.{name}, which this run "
+                             "changed: the next `mila deploy` updates it")
+    return lines
 
 
 def check_policies(project: Project, plan: Plan) -> None:

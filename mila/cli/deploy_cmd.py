@@ -31,6 +31,7 @@ from mila.deploy import (
     plan_to_json,
     prepare,
     prepare_removal,
+    stale_consumers,
     tail,
 )
 from mila.environments import (
@@ -244,6 +245,9 @@ def execute_with_progress(obj: CliContext, prepared: Prepared, concurrency: int 
             failed.append((a, o))
     human.print(table)
     human.print(f"total {report.wall_seconds:.1f}s", markup=False)
+    for line in stale_consumers(prepared, {k: o.result for k, o in report.outcomes.items()
+                                           if o.status is Status.SUCCEEDED}):
+        human.print(f"note: {line}", markup=False, style="yellow")
     errors = ui.make_console(stderr=True)  # each failure once, on stderr, at the end
     for a, o in failed:
         path = log_path(project, a)

@@ -118,3 +118,16 @@ def test_create_replicate_keeps_services_pinned_to_other_regions(project, run_mi
     records = json.loads(run_mila("envs", "describe", "dev", "--json").stdout)["records"]
     assert sorted((x["service"], x["region"]) for x in records) == [
         ("api", "eu-west-1"), ("api", "us-east-1"), ("pinned", "eu-west-1")]
+
+
+def test_an_output_changed_by_this_run_is_pointed_out(pubsub, run_mila) -> None:
+    # only the queue's variables change (not part of the topic's checksum), and its stack is
+    # recreated behind mila's back, so this deploy gives it a new Id
+    pubsub.write("services/sqs-queue/envs/.env", "RETENTION=4\n")
+    stack_file(pubsub.root, "eu-west-1", "shop-sqs-queue-dev").unlink()
+    assert {s: a for s, (a, _) in plan(run_mila).items()} == {
+        "sqs-queue": "deploy", "sns-topic": "no_changes"}
+    r = run_mila("deploy", "-e", "dev", "--no-prompt")
+    assert r.exit_code == 0, r.output
+    assert "sns-topic in eu-west-1 reads sqs-queue.Id, which this run changed" in r.output
+    assert plan(run_mila)["sns-topic"] == ("deploy", ["output sqs-queue.Id changed"])
