@@ -161,10 +161,11 @@ def _layer_target(name: str, props: Mapping[str, Any], folder: Path, method: str
 # ----------------------------------------------------------------------------- cache keys
 
 
-def _listing(folder: Path) -> dict[str, str]:
+def _listing(folder: Path, skip_node_modules: bool = False) -> dict[str, str]:
     if folder.is_file():
         return {folder.name: hashlib.sha256(folder.read_bytes()).hexdigest()}
-    return {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in _entries(folder)}
+    return {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in _entries(folder)
+            if not (skip_node_modules and name.split("/", 1)[0] == "node_modules")}
 
 
 def build_key(target: BuildTarget, packages: Mapping[str, Path]) -> str:
@@ -174,7 +175,8 @@ def build_key(target: BuildTarget, packages: Mapping[str, Path]) -> str:
     document = {
         "format": BUILD_FORMAT, "builder": builder_version(), "method": target.method,
         "runtime": target.runtime, "architecture": target.architecture, "layer": target.layer,
-        "properties": target.properties, "source": _listing(target.source),
+        "properties": target.properties,
+        "source": _listing(target.source, skip_node_modules=not target.python),
         "packages": {n: _listing(p) for n, p in sorted(packages.items())}
         if target.python or target.method.startswith("nodejs") else {},
     }
@@ -349,7 +351,7 @@ def _build_node(target: BuildTarget, workspace: Mapping[str, Path], artifact: Pa
     """npm for the registry dependencies (the workspace's own taken out of package.json, theirs
     added), then each workspace package copied into ``node_modules`` from its folder."""
     source = scratch / "source"
-    _copy_tree(target.source, source)
+    _copy_tree(target.source, source, skip=("node_modules",))
     manifest = source / "package.json"
     doc = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
     deps = {k: v for k, v in (doc.get("dependencies") or {}).items() if k not in workspace}
@@ -482,8 +484,10 @@ def _install_local_package(folder: Path, artifact: Path) -> None:
             shutil.copyfile(entry, artifact / entry.name)
 
 
-def _copy_tree(source: Path, target: Path) -> None:
+def _copy_tree(source: Path, target: Path, skip: tuple[str, ...] = ()) -> None:
     for name, path in _entries(source):
+        if name.split("/", 1)[0] in skip:
+            continue
         dest = target / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, dest)

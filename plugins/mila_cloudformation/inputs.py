@@ -17,6 +17,7 @@ from pathlib import Path
 from mila.errors import ConfigError, DeployError
 from mila.model import Workspace
 
+from .build import build_targets
 from .packaging import MAX_NESTING, _entries, _includes, _top_level_includes, local_artifacts
 from .templates import find_template, load_template
 
@@ -39,22 +40,26 @@ def _template_files(path: Path, root: Path, found: list[Path], depth: int) -> No
     found.append(path)
     folder = path.parent
     body = template.body
+    # an npm build installs node_modules itself (npm pack leaves a local one out): not an input
+    npm_sources = {os.path.normpath(t.source) for t in build_targets(body, folder)
+                   if not t.python}
     for artifact in local_artifacts(body):
         source = _checked(folder / artifact.value, root, template.shown, artifact.where)
         if artifact.rule.form == "template":
             if source.is_file() and depth < MAX_NESTING:
                 _template_files(source, root, found, depth + 1)
         else:
-            found.extend(_files(source))
+            found.extend(_files(source, skip_node_modules=str(source) in npm_sources))
     for params in [*_includes(body), *_top_level_includes(body)]:
         source = _checked(folder / params["Location"], root, template.shown,
                           "AWS::Include Location")
         found.extend(_files(source))
 
 
-def _files(source: Path) -> list[Path]:
+def _files(source: Path, skip_node_modules: bool = False) -> list[Path]:
     if source.is_dir():
-        return [path for _, path in _entries(source)]
+        return [path for name, path in _entries(source)
+                if not (skip_node_modules and name.startswith("node_modules/"))]
     return [source] if source.is_file() else []
 
 

@@ -179,3 +179,22 @@ def test_a_packaged_path_outside_the_repository_is_refused(tmp_path) -> None:
                             env={**os.environ, "MILA_PLUGINS": ""})
     assert result.returncode == 2, result.stderr
     assert "outside the project" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_local_node_modules_of_an_npm_build_is_no_input(tmp_path) -> None:
+    """npm installs it in the build (npm pack leaves a local one out): machine-local, unhashed."""
+    files = {"mila.toml": FILES["mila.toml"],
+             "services/web/template.yaml": SAM + "Resources:\n  F:\n"
+             "    Type: AWS::Serverless::Function\n"
+             "    Properties: {CodeUri: src, Handler: app.h, Runtime: nodejs20.x}\n",
+             "services/web/src/package.json": "{}",
+             "services/web/src/app.js": "exports.h = 1\n",
+             ".gitignore": "node_modules/\n"}
+    root = make_repo(tmp_path, files)
+    (root / "services/web/src/node_modules/ms").mkdir(parents=True)
+    (root / "services/web/src/node_modules/ms/index.js").write_text("1")
+    before = checksums(root)
+    (root / "services/web/src/node_modules/ms/index.js").write_text("2")
+    assert checksums(root) == before
+    (root / "services/web/src/app.js").write_text("exports.h = 2\n")
+    assert checksums(root) != before
