@@ -10,7 +10,8 @@ the server's log.
 **here**: the exception is logged with its traceback and answered as ``InternalFailure`` in
 the service's protocol, with one line naming the operation, the stack and resource when there
 is one (``StackName`` of the request; the resource moto was working on), and the cause. It is
-answered with HTTP 500, as AWS answers it (clients retry it a few times, as they would on AWS).
+answered with HTTP 400, not AWS's 500: a failure of the sandbox is deterministic, and SDKs
+retry a 500 with back-off (mila's clients up to 10 times, about a minute) before showing it.
 """
 
 from __future__ import annotations
@@ -76,6 +77,6 @@ def install() -> None:
             with warnings.catch_warnings():  # "matches no error shape": AWS's models omit it
                 warnings.simplefilter("ignore", UserWarning)
                 _, headers, body = self.serialized(ActionResult(InternalFailure(message)))
-            return 500, headers, body
+            return 400, headers, body
 
     BaseResponse.call_action = call_action

@@ -262,7 +262,7 @@ def test_a_failure_inside_the_sandbox_is_one_readable_error(
         sandbox.client("cloudformation").describe_stacks(StackName="orders")
     error = caught.value.response["Error"]
     assert error["Code"] == "InternalFailure"
-    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400  # not retried
     assert error["Message"].startswith("sandbox: cloudformation DescribeStacks failed for stack "
                                        "orders, resource Table (AWS::DynamoDB::Table): "
                                        "KeyError: 'KeySchema'")
@@ -367,3 +367,27 @@ def test_resources_follow_their_condition_on_update(plain: SandboxHandle,
     assert update_conditional_resources(sandbox) == [("UPDATE_COMPLETE", []),
                                                      ("UPDATE_COMPLETE", ["/prod"]),
                                                      ("UPDATE_COMPLETE", [])]
+
+
+def test_mila_shows_a_sandbox_failure_as_one_line_at_once(
+        sandbox: SandboxHandle, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from moto.cloudformation.responses import CloudFormationResponse
+    from test_mila_cloudformation import SSM_TEMPLATE, Harness
+
+    from mila.errors import DeployError
+
+    def broken(self: Any) -> Any:
+        raise AttributeError("'Parameter' object has no attribute 'get_cfn_attribute'")
+
+    monkeypatch.setattr(CloudFormationResponse, "create_change_set", broken)
+    harness = Harness(tmp_path / "repo")
+    started = time.monotonic()
+    with pytest.raises(DeployError) as caught:
+        harness.deploy(harness.workspace("api", {"template.yaml": SSM_TEMPLATE}))
+    assert time.monotonic() - started < 10  # not retried with back-off
+    assert str(caught.value.message).startswith(
+        "stack shop-api-dev in eu-west-1: InternalFailure: sandbox: cloudformation "
+        "CreateChangeSet failed for stack shop-api-dev: AttributeError: 'Parameter' object")
+    assert "\n" not in caught.value.message
