@@ -73,7 +73,7 @@ def test_a_workspace_package_and_a_registry_dependency_reach_the_lambda(
 
     project.write("packages/common/common/__init__.py", "GREETING = 'bonjour'\n")
     project.commit_all("edit common")
-    plan = run_mila("deploy", "-e", "dev", "--json").json
+    plan = run_mila("deploy", "-e", "dev", "--json", "--only-prompt").json
     assert [a["action"] for a in plan["actions"]] == ["deploy"]
     assert run_mila("deploy", "-e", "dev", "--no-prompt").exit_code == 0
     new_sha, new_files = deployed_zip()
