@@ -30,11 +30,9 @@ from typing import Any
 from mila_cloudformation.deployer import (
     StackDeployer,
     StackSettings,
-    _Cancelled,
-    _code,
-    _message,
     _Run,
     stack_name,
+    translated,
 )
 from mila_cloudformation.templates import Template, dump_template
 from mila_cloudformation.variables import deliver_variables
@@ -198,17 +196,8 @@ def merged_outputs(results: list[tuple[Stack, DeployResult]]) -> dict[str, str]:
 def _translated(run: _Run, step: Any) -> DeployResult:
     """Run one stack's step, turning AWS errors into :class:`DeployError` as
     :meth:`StackDeployer.deploy` does."""
-    try:
+    with translated(run.name, run.region,
+                    f"cancelled while working on stack {run.name} in {run.region}"):
         return step()  # type: ignore[no-any-return]
-    except _Cancelled:
-        raise DeployError(f"cancelled while working on stack {run.name} in {run.region}") from None
-    except MilaError:
-        raise
-    except Exception as exc:
-        code = _code(exc)
-        if not code:
-            raise
-        raise DeployError(f"stack {run.name} in {run.region}: {code}: {_message(exc)}",
-                          details=repr(exc)) from None
 
 

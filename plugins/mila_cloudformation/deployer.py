@@ -27,7 +27,8 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -90,8 +91,53 @@ def _is_missing(exc: Exception) -> bool:
     return _code(exc) == "ValidationError" and "does not exist" in _message(exc)
 
 
+def _empty(reason: str) -> bool:
+    """Whether an error or a change set's status reason says there is nothing to change."""
+    return any(text in reason for text in _NO_CHANGES)
+
+
 class _Cancelled(Exception):
-    pass
+    """``context.cancel`` was set while waiting."""
+
+
+class _NoChanges(Exception):
+    """The change set is empty (and deleted): ``stack`` is as the template says."""
+
+    def __init__(self, stack_id: str, stack: Mapping[str, Any]) -> None:
+        super().__init__(stack_id)
+        self.stack_id = stack_id
+        self.stack = stack
+
+
+@contextmanager
+def translated(name: str, region: str, cancelled: str) -> Iterator[None]:
+    """Raise what the block raises as a :class:`DeployError` for stack ``name``: ``cancelled``
+    (the message) for a cancellation, the code and message of an AWS error; anything else as
+    it is."""
+    try:
+        yield
+    except Exception as exc:
+        error = _translate(exc, name, region, cancelled)
+        if error is exc:
+            raise
+        raise error from None
+
+
+def _translate(exc: Exception, name: str, region: str, cancelled: str) -> Exception:
+    if isinstance(exc, _Cancelled):
+        return DeployError(cancelled)
+    code = _code(exc)
+    if isinstance(exc, MilaError) or not code:
+        return exc
+    if "TerminationProtection" in _message(exc):
+        return DeployError(f"stack {name} in {region} has termination protection enabled; "
+                           "mila does not remove it")
+    hint = None
+    if code == "InsufficientCapabilitiesException":
+        hint = ("allow it in the service's mila.toml: capabilities = "
+                '["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]')
+    return DeployError(f"stack {name} in {region}: {code}: {_message(exc)}",
+                       details=repr(exc), hint=hint)
 
 
 # ----------------------------------------------------------------------------- settings
@@ -443,15 +489,10 @@ class StackDeployer:
         name = self.stack_name_for(action, context, template)
         run = _Run(self, action, context, name)
         run.log(f"{self.name}: stack {name} in {context.region} from {template.shown}")
-        try:
+        with translated(name, context.region,
+                        f"cancelled while deploying stack {name} in {context.region}"):
             template, body, parameters = self._stack_inputs(run, template, parameters)
             return self._deploy(run, template, body, parameters, settings)
-        except _Cancelled:
-            raise DeployError(f"cancelled while deploying stack {name} in {context.region}") from None
-        except MilaError:
-            raise
-        except Exception as exc:
-            raise _aws_error(exc, name, context.region) from None
 
     def _stack_inputs(self, run: _Run, template: Template, parameters: dict[str, str],
                       ) -> tuple[Template, str, dict[str, str]]:
@@ -482,7 +523,7 @@ class StackDeployer:
         parameters = self.parameters(action, context, ws, template)
         name = self.stack_name_for(action, context, template)
         run = _Run(self, action, context, name)
-        try:
+        with translated(name, context.region, f"cancelled while describing stack {name}"):
             stack = run.describe()
             if stack is None or stack["StackStatus"] in _RECREATE \
                     or stack["StackStatus"] == "REVIEW_IN_PROGRESS":
@@ -494,12 +535,6 @@ class StackDeployer:
                                   f"{stack['StackStatus']}: ask again once it has settled")
             template, body, parameters = self._stack_inputs(run, template, parameters)
             return self._preview(run, body, parameters, settings)
-        except _Cancelled:
-            raise DeployError(f"cancelled while describing stack {name}") from None
-        except MilaError:
-            raise
-        except Exception as exc:
-            raise _aws_error(exc, name, context.region) from None
 
     def _preview(self, run: _Run, body: str, parameters: Mapping[str, str],
                  settings: StackSettings) -> list[ResourceChange]:
@@ -507,7 +542,7 @@ class StackDeployer:
         try:
             arn = run.cfn.create_change_set(**args)["Id"]
         except Exception as exc:
-            if _code(exc) == "ValidationError" and any(t in _message(exc) for t in _NO_CHANGES):
+            if _code(exc) == "ValidationError" and _empty(_message(exc)):
                 return []
             raise
 
@@ -519,7 +554,7 @@ class StackDeployer:
             described = run.poll("the change set", ready)
             if described["Status"] == "FAILED":
                 reason = str(described.get("StatusReason", ""))
-                if any(text in reason for text in _NO_CHANGES):
+                if _empty(reason):
                     return []
                 raise DeployError(f"stack {run.name} in {run.region}: the change set failed: "
                                   f"{reason}")
@@ -614,12 +649,30 @@ class StackDeployer:
 
     def _deploy(self, run: _Run, template: Template, body: str, parameters: Mapping[str, str],
                 settings: StackSettings) -> DeployResult:
-        cfn = run.cfn
-        stack = run.describe()
-        # Settle the stack first: someone else's operation, a stack that never got created.
+        stack = self._settle(run, run.describe())
+        change_type = "CREATE" if stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS" \
+            else "UPDATE"
+        try:
+            arn, stack_id, changes = self._create_change_set(run, change_type, body, parameters,
+                                                             settings, stack)
+        except _NoChanges as empty:
+            self._protect(run, empty.stack, settings)
+            return DeployResult(stack_name=run.name, stack_id=empty.stack_id,
+                                outputs=_outputs(empty.stack), changed=False, message="no changes")
+        stack = self._execute_and_wait(run, arn, stack_id, change_type, len(changes))
+        self._protect(run, stack, settings)
+        outputs = _outputs(stack)
+        run.log(f"stack {run.name} is {stack['StackStatus']}; outputs: "
+                + (", ".join(f"{k}={v}" for k, v in outputs.items()) or "none"))
+        return DeployResult(stack_name=run.name, stack_id=stack_id, outputs=outputs,
+                            changed=True, message=f"{len(changes)} change(s)")
+
+    def _settle(self, run: _Run, stack: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The stack once it can take a change set: someone else's operation waited for, a
+        stack that never got created deleted (``None``), one stuck refused."""
         for _ in range(5):
             if stack is None:
-                break
+                return None
             status = stack["StackStatus"]
             if _in_progress(status):
                 stack = run.wait_until_settled(stack)
@@ -636,33 +689,32 @@ class StackDeployer:
                          f"--region {run.region}` and deploy again")
             if status in _RECREATE:
                 run.delete(stack, f"{status}: the stack was never created, creating it again")
-                stack = None
-                break
-            break
-        change_type = "CREATE" if stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS" \
-            else "UPDATE"
+                return None
+            return stack
+        return stack
 
-        # The change set: unique name, addressed by its ARN from here on.
+    def _create_change_set(self, run: _Run, change_type: str, body: str,
+                           parameters: Mapping[str, str], settings: StackSettings,
+                           stack: dict[str, Any] | None) -> tuple[str, str, list[dict[str, Any]]]:
+        """Create the change set (a unique name, addressed by its ARN from then on) and wait
+        for it: its ARN, the stack's id and the changes; :class:`_NoChanges` when it is empty
+        (and deleted)."""
         run.phase = "change set"
         run.report("change set", change_type.lower())
         args = self._change_set_args(run, change_type, body, parameters, settings)
-        change_set_name = args["ChangeSetName"]
         try:
-            created = cfn.create_change_set(**args)
+            created = run.cfn.create_change_set(**args)
         except Exception as exc:
             # Some endpoints refuse an empty update outright instead of failing the change set.
-            if stack is None or _code(exc) != "ValidationError" \
-                    or not any(text in _message(exc) for text in _NO_CHANGES):
+            if stack is None or _code(exc) != "ValidationError" or not _empty(_message(exc)):
                 raise
             run.log(f"no changes: {_message(exc)}")
-            self._protect(run, stack, settings)
-            return DeployResult(stack_name=run.name, stack_id=stack["StackId"],
-                                outputs=_outputs(stack), changed=False, message="no changes")
+            raise _NoChanges(stack["StackId"], stack) from None
         arn, stack_id = created["Id"], created["StackId"]
-        run.log(f"change set {change_set_name} ({change_type}): {arn}")
+        run.log(f"change set {args['ChangeSetName']} ({change_type}): {arn}")
 
         def change_set_ready() -> Any:
-            found = cfn.describe_change_set(ChangeSetName=arn)
+            found = run.cfn.describe_change_set(ChangeSetName=arn)
             return found if found["Status"] in ("CREATE_COMPLETE", "FAILED") else None
 
         try:
@@ -673,13 +725,9 @@ class StackDeployer:
         if described["Status"] == "FAILED":
             reason = str(described.get("StatusReason", ""))
             self._discard(run, arn, stack_id, change_type)
-            if any(text in reason for text in _NO_CHANGES):
+            if _empty(reason):
                 run.log("no changes: the change set was empty and is deleted")
-                current = run.describe(stack_id) or {}
-                self._protect(run, current, settings)
-                return DeployResult(stack_name=run.name, stack_id=stack_id,
-                                    outputs=_outputs(current), changed=False,
-                                    message="no changes")
+                raise _NoChanges(stack_id, run.describe(stack_id) or {})
             raise DeployError(f"stack {run.name} in {run.region}: the change set failed: "
                               f"{reason}", details=f"change set: {arn}",
                               hint="fix the template or parameters and deploy again")
@@ -688,37 +736,35 @@ class StackDeployer:
         if run.context.cancel.is_set():
             self._discard(run, arn, stack_id, change_type)
             raise _Cancelled()
+        return arn, stack_id, changes
 
-        # Execute and wait.
+    def _execute_and_wait(self, run: _Run, arn: str, stack_id: str, change_type: str,
+                          changes: int) -> dict[str, Any]:
+        """Execute the change set and wait for the stack: the stack once it succeeded, a
+        :class:`DeployError` naming the failed resources otherwise."""
         run.phase = "creating" if change_type == "CREATE" else "updating"
-        run.report(run.phase, f"{len(changes)} change(s)")
+        run.report(run.phase, f"{changes} change(s)")
         run.mark_events_seen(stack_id)
         execute: dict[str, Any] = {"ChangeSetName": arn,
                                    "ClientRequestToken": f"mila-exec-{uuid.uuid4().hex[:16]}"}
         if run.context.options.get("disable_rollback"):
             execute["DisableRollback"] = True
             run.log("rollback disabled: a failure keeps the failed resources for debugging")
-        cfn.execute_change_set(**execute)
+        run.cfn.execute_change_set(**execute)
         stack = self._wait_for_stack(run, stack_id)
         status = stack["StackStatus"]
-        if status not in _SUCCESS:
-            rolled_back = "ROLLBACK" in status
-            hint = ("fix the cause and deploy again" +
-                    (" (--disable-rollback keeps the failed resources for debugging)"
-                     if rolled_back else
-                     "; the failed resources were kept (--disable-rollback)"))
-            if status == "UPDATE_ROLLBACK_FAILED":
-                hint = (f"fix what blocked the rollback, then run `aws cloudformation "
-                        f"continue-update-rollback --stack-name {run.name} --region "
-                        f"{run.region}` and deploy again")
-            raise run.failure(stack, "failed to " + ("create" if change_type == "CREATE"
-                                                     else "update"), hint)
-        self._protect(run, stack, settings)
-        outputs = _outputs(stack)
-        run.log(f"stack {run.name} is {status}; outputs: "
-                + (", ".join(f"{k}={v}" for k, v in outputs.items()) or "none"))
-        return DeployResult(stack_name=run.name, stack_id=stack_id, outputs=outputs,
-                            changed=True, message=f"{len(changes)} change(s)")
+        if status in _SUCCESS:
+            return stack
+        hint = ("fix the cause and deploy again" +
+                (" (--disable-rollback keeps the failed resources for debugging)"
+                 if "ROLLBACK" in status else
+                 "; the failed resources were kept (--disable-rollback)"))
+        if status == "UPDATE_ROLLBACK_FAILED":
+            hint = (f"fix what blocked the rollback, then run `aws cloudformation "
+                    f"continue-update-rollback --stack-name {run.name} --region "
+                    f"{run.region}` and deploy again")
+        raise run.failure(stack, "failed to " + ("create" if change_type == "CREATE"
+                                                 else "update"), hint)
 
     def _change_set_args(self, run: _Run, change_type: str, body: str,
                          parameters: Mapping[str, str], settings: StackSettings,
@@ -811,7 +857,9 @@ class StackDeployer:
         name = self.stack_name_for(action, context)
         run = _Run(self, action, context, name)
         run.log(f"{self.name}: destroying stack {name} in {context.region}")
-        try:
+        with translated(name, context.region,
+                        f"cancelled while deleting stack {name} in {context.region}; "
+                        "CloudFormation goes on deleting it"):
             self.verify(context.region)
             stack = run.describe()
             if stack is not None and _in_progress(stack["StackStatus"]) \
@@ -831,20 +879,6 @@ class StackDeployer:
             run.delete(stack, "destroy")
             return DeployResult(stack_name=name, stack_id=stack["StackId"], changed=True,
                                 message="deleted")
-        except _Cancelled:
-            raise DeployError(f"cancelled while deleting stack {name} in {context.region}; "
-                              "CloudFormation goes on deleting it") from None
-        except MilaError:
-            raise
-        except Exception as exc:
-            code = _code(exc)
-            if not code:
-                raise
-            if "TerminationProtection" in _message(exc):
-                raise DeployError(f"stack {name} in {context.region} has termination "
-                                  "protection enabled; mila does not remove it") from None
-            raise DeployError(f"stack {name} in {context.region}: {code}: {_message(exc)}",
-                              details=repr(exc)) from None
 
 
 def parameter_problems(template: Template, values: Mapping[str, str],
@@ -865,19 +899,6 @@ def parameter_problems(template: Template, values: Mapping[str, str],
         problems.append((f"{template.shown}: parameters {', '.join(missing)} have no default "
                          "and no value", f"set them in [service].parameters of {where}"))
     return problems
-
-
-def _aws_error(exc: Exception, name: str, region: str) -> Exception:
-    """A :class:`DeployError` for an AWS error (``exc`` itself when it is not one)."""
-    code = _code(exc)
-    if not code:
-        return exc
-    hint = None
-    if code == "InsufficientCapabilitiesException":
-        hint = ("allow it in the service's mila.toml: capabilities = "
-                '["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]')
-    return DeployError(f"stack {name} in {region}: {code}: {_message(exc)}",
-                       details=repr(exc), hint=hint)
 
 
 def _resource_change(change: Mapping[str, Any]) -> ResourceChange:
