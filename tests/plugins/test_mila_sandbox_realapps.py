@@ -363,7 +363,7 @@ def update_conditional_resources(handle: SandboxHandle) -> Any:
 
 def test_resources_follow_their_condition_on_update(plain: SandboxHandle,
                                                     sandbox: SandboxHandle) -> None:
-    assert update_conditional_resources(plain)[0] != ("UPDATE_COMPLETE", [])
+    assert update_conditional_resources(plain) in ("HTTP 500", "unparseable")
     assert update_conditional_resources(sandbox) == [("UPDATE_COMPLETE", []),
                                                      ("UPDATE_COMPLETE", ["/prod"]),
                                                      ("UPDATE_COMPLETE", [])]
