@@ -93,71 +93,85 @@ class WorkspaceGraph:
 
 def discover(config: ProjectConfig, deployers: Sequence[DeployerType] = ()) -> WorkspaceGraph:
     """Find every workspace, classify it, infer dependencies and validate the graph."""
-    root = config.root
-    by_priority = sorted(deployers, key=lambda d: (d.priority, d.name))
-    deployer_names = {d.name: d for d in deployers}
-    extra_keys = frozenset().union(*(d.config_keys for d in deployers)) if deployers else frozenset()
-
     found: list[tuple[Workspace, set[str], str | None]] = []  # (workspace, deps, package name)
     for folder in _workspace_folders(config):
-        rel = folder.relative_to(root).as_posix()
+        rel = folder.relative_to(config.root).as_posix()
         toml_rel = f"{rel}/{CONFIG_FILE}"
-        doc = read_toml(folder / CONFIG_FILE, toml_rel) if (folder / CONFIG_FILE).is_file() else {}
-        unknown = set(doc) - {"service", "package"}
-        if unknown:
-            raise ConfigError(f"unknown table '{sorted(unknown)[0]}'", file=toml_rel,
-                              hint="a workspace mila.toml holds [service] or [package]")
-        if "service" in doc and "package" in doc:
-            raise ConfigError("both [service] and [package]; a workspace is one or the other",
-                              file=toml_rel, key="service")
+        doc = _workspace_doc(folder, toml_rel)
         pkg_meta = _package_metadata(folder, rel)
-
+        ws = None
         if "service" in doc or "package" not in doc:
-            table = parse_service_table(doc["service"], toml_rel, extra_keys) if "service" in doc else {}
-            deployer = table.get("deployer")
-            if deployer is None:
-                deployer = next((d.name for d in by_priority if d.detect(folder)), None)
-            if deployer is None and "service" in doc:
-                installed = ", ".join(sorted(deployer_names)) or "(no deployer plugin is installed)"
-                raise ConfigError("no deployer detects this service", file=toml_rel,
-                                  key="service.deployer",
-                                  hint=f"set deployer = one of: {installed}")
-            if deployer is not None and deployer not in deployer_names:
-                raise ConfigError(f"unknown deployer '{deployer}'", file=toml_rel,
-                                  key="service.deployer",
-                                  hint=f"installed deployers: {', '.join(sorted(deployer_names)) or 'none'}; "
-                                       "a plugin may be missing (see `mila plugins`)")
-            if deployer is not None:
-                ws = Workspace(
-                    name=table.get("name", folder.name),
-                    path=rel,
-                    kind=WorkspaceKind.SERVICE,
-                    depends_on=tuple(table.get("depends_on", ())),
-                    src=tuple(table.get("src", ())),
-                    deployer=deployer,
-                    template=table.get("template"),
-                    regions=tuple(table["regions"]) if "regions" in table else None,
-                    parameters=frozen_mapping(table.get("parameters", {})),
-                    timeout_minutes=table.get("timeout", 60),
-                    settings=frozen_mapping(table),
-                    config_file=toml_rel if doc else None,
-                )
-                found.append((ws, set(pkg_meta["deps"]), pkg_meta["name"]))
-                continue
-        table = doc.get("package", {})
-        if not isinstance(table, dict):
-            raise ConfigError("expected a table", file=toml_rel, key="package")
-        unknown_keys = set(table) - PACKAGE_KEYS
-        if unknown_keys:
-            raise ConfigError(f"unknown key '{sorted(unknown_keys)[0]}'", file=toml_rel,
-                              key=f"package.{sorted(unknown_keys)[0]}",
-                              hint=f"allowed keys here: {', '.join(sorted(PACKAGE_KEYS))}")
-        ws = Workspace(name=table.get("name", folder.name), path=rel, kind=WorkspaceKind.PACKAGE,
-                       depends_on=tuple(table.get("depends_on", ())),
-                       src=tuple(table.get("src", ())), config_file=toml_rel if doc else None)
+            ws = _service(folder, rel, toml_rel, doc, deployers)
+        if ws is None:
+            ws = _package(folder, rel, toml_rel, doc)
         found.append((ws, set(pkg_meta["deps"]), pkg_meta["name"]))
-
     return _link(config, found)
+
+
+def _workspace_doc(folder: Path, toml_rel: str) -> dict[str, Any]:
+    """The workspace's ``mila.toml`` (``{}`` when it has none): ``[service]`` or ``[package]``."""
+    doc = read_toml(folder / CONFIG_FILE, toml_rel) if (folder / CONFIG_FILE).is_file() else {}
+    unknown = set(doc) - {"service", "package"}
+    if unknown:
+        raise ConfigError(f"unknown table '{sorted(unknown)[0]}'", file=toml_rel,
+                          hint="a workspace mila.toml holds [service] or [package]")
+    if "service" in doc and "package" in doc:
+        raise ConfigError("both [service] and [package]; a workspace is one or the other",
+                          file=toml_rel, key="service")
+    return doc
+
+
+def _service(folder: Path, rel: str, toml_rel: str, doc: Mapping[str, Any],
+             deployers: Sequence[DeployerType]) -> Workspace | None:
+    """The service in ``folder``: its ``[service]`` table, its deployer named there or the
+    first (by priority) that detects it; ``None`` when it has no table and none detects it."""
+    deployer_names = {d.name: d for d in deployers}
+    extra_keys = frozenset().union(*(d.config_keys for d in deployers)) if deployers else frozenset()
+    table = parse_service_table(doc["service"], toml_rel, extra_keys) if "service" in doc else {}
+    deployer = table.get("deployer")
+    if deployer is None:
+        by_priority = sorted(deployers, key=lambda d: (d.priority, d.name))
+        deployer = next((d.name for d in by_priority if d.detect(folder)), None)
+    if deployer is None and "service" in doc:
+        installed = ", ".join(sorted(deployer_names)) or "(no deployer plugin is installed)"
+        raise ConfigError("no deployer detects this service", file=toml_rel,
+                          key="service.deployer", hint=f"set deployer = one of: {installed}")
+    if deployer is not None and deployer not in deployer_names:
+        raise ConfigError(f"unknown deployer '{deployer}'", file=toml_rel,
+                          key="service.deployer",
+                          hint=f"installed deployers: {', '.join(sorted(deployer_names)) or 'none'}; "
+                               "a plugin may be missing (see `mila plugins`)")
+    if deployer is None:
+        return None
+    return Workspace(
+        name=table.get("name", folder.name),
+        path=rel,
+        kind=WorkspaceKind.SERVICE,
+        depends_on=tuple(table.get("depends_on", ())),
+        src=tuple(table.get("src", ())),
+        deployer=deployer,
+        template=table.get("template"),
+        regions=tuple(table["regions"]) if "regions" in table else None,
+        parameters=frozen_mapping(table.get("parameters", {})),
+        timeout_minutes=table.get("timeout", 60),
+        settings=frozen_mapping(table),
+        config_file=toml_rel if doc else None,
+    )
+
+
+def _package(folder: Path, rel: str, toml_rel: str, doc: Mapping[str, Any]) -> Workspace:
+    """The package in ``folder``, from its ``[package]`` table (if any)."""
+    table = doc.get("package", {})
+    if not isinstance(table, dict):
+        raise ConfigError("expected a table", file=toml_rel, key="package")
+    unknown_keys = set(table) - PACKAGE_KEYS
+    if unknown_keys:
+        raise ConfigError(f"unknown key '{sorted(unknown_keys)[0]}'", file=toml_rel,
+                          key=f"package.{sorted(unknown_keys)[0]}",
+                          hint=f"allowed keys here: {', '.join(sorted(PACKAGE_KEYS))}")
+    return Workspace(name=table.get("name", folder.name), path=rel, kind=WorkspaceKind.PACKAGE,
+                     depends_on=tuple(table.get("depends_on", ())),
+                     src=tuple(table.get("src", ())), config_file=toml_rel if doc else None)
 
 
 def _workspace_folders(config: ProjectConfig) -> list[Path]:
