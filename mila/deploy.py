@@ -151,7 +151,8 @@ def prepare(project: Project, environment: str, *, only: Collection[str] | None 
                            detect_change=detect, consumes=sums.consumes, scope=regions)
     plan = annotate(plan, in_scope, sums.manifests,
                     lambda service, region: state.get_manifest(environment, service, region))
-    warnings = validate_plan(project, plan, env, records) if validate else []
+    files = sums.resolver.variables if sums.resolver is not None else None
+    warnings = validate_plan(project, plan, env, records, variables=files) if validate else []
     check_policies(project, plan)
     return Prepared(plan, env, records, sums.manifests, state_fingerprint(records),
                     {"services": sorted(only) if only is not None else None, "force": force,

@@ -18,9 +18,9 @@ only the first); warnings are returned for the CLI to show with the plan.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mila.errors import MilaError
 from mila.model import Action, ActionKind, Environment, Finding, Plan, Record, frozen_mapping
@@ -59,9 +59,20 @@ class Problem:
 
 def validate_plan(project: Project, plan: Plan, environment: Environment,
                   records: Mapping[ActionKey, Record], *,
-                  known_outputs: bool = True) -> list[Problem]:
+                  known_outputs: bool = True,
+                  variables: Callable[[str, str], Mapping[str, Any]] | None = None,
+                  ) -> list[Problem]:
     """Check every changing action of ``plan``; raise :class:`PlanInvalid` listing every error,
-    else return the warnings."""
+    else return the warnings. ``variables(service_path, environment)`` gives a service's
+    environment-file variables (the plan's resolver, which read each file once already)."""
+    if variables is None:
+        from mila.variables import load_variables
+
+        root = project.root
+
+        def variables(service_path: str, env: str) -> Mapping[str, Any]:
+            return load_variables(root, service_path, env)
+
     problems: list[Problem] = []
     installed = project.pm.registry.deployers
     by_service: dict[str, list[Action]] = {}
@@ -76,9 +87,10 @@ def validate_plan(project: Project, plan: Plan, environment: Environment,
                 "that provides it (see `mila plugins`)", rule="deployer")))
         elif action.kind in _DEPLOYS:
             by_service.setdefault(action.service, []).append(action)
+    deploying = deploying_by_region(plan)
     for _service, actions in sorted(by_service.items()):
         problems += _validate_service(project, plan, environment, records, actions,
-                                      known_outputs)
+                                      known_outputs, deploying, variables)
     errors = [p for p in problems if p.finding.severity == "error"]
     if errors:
         raise PlanInvalid(
@@ -88,17 +100,31 @@ def validate_plan(project: Project, plan: Plan, environment: Environment,
     return [p for p in problems if p.finding.severity != "error"]
 
 
+def deploying_by_region(plan: Plan) -> dict[str, set[str]]:
+    """The services each region of ``plan`` deploys (one pass over the plan)."""
+    found: dict[str, set[str]] = {}
+    for a in plan.actions:
+        if a.kind in _DEPLOYS:
+            found.setdefault(a.region, set()).add(a.service)
+    return found
+
+
 def planned_outputs(project: Project, plan: Plan, records: Mapping[ActionKey, Record],
                     service: str, region: str, *, known_outputs: bool = True,
+                    deploying: Mapping[str, set[str]] | None = None,
                     ) -> tuple[dict[str, Mapping[str, str]], set[str]]:
     """The outputs ``service`` can read in ``region`` at plan time, and the dependencies
-    whose outputs are known only after apply (deployed in the same plan)."""
-    deploying = {a.service for a in plan.actions if a.region == region and a.kind in _DEPLOYS}
+    whose outputs are known only after apply (deployed in the same plan). Pass
+    ``deploying`` (:func:`deploying_by_region`) when asking for many services: computing it
+    is a pass over the whole plan."""
+    if deploying is None:
+        deploying = deploying_by_region(plan)
+    in_region = deploying.get(region, set())
     outputs: dict[str, Mapping[str, str]] = {}
     pending: set[str] = set()
     for dep in project.graph.dependencies(service, transitive=True):
         record = records.get((dep, region))
-        if dep in deploying or (not known_outputs and dep in project.graph.workspaces):
+        if dep in in_region or (not known_outputs and dep in project.graph.workspaces):
             pending.add(dep)
         elif record is not None:
             outputs[dep] = record.outputs
@@ -107,22 +133,23 @@ def planned_outputs(project: Project, plan: Plan, records: Mapping[ActionKey, Re
 
 def _validate_service(project: Project, plan: Plan, environment: Environment,
                       records: Mapping[ActionKey, Record], actions: Sequence[Action],
-                      known_outputs: bool) -> list[Problem]:
+                      known_outputs: bool, deploying: Mapping[str, set[str]],
+                      variables_of: Callable[[str, str], Mapping[str, Any]]) -> list[Problem]:
     ws = project.graph.workspaces.get(actions[0].service)
     if ws is None:
         return []
-    from mila.variables import MILA_VARIABLES, load_variables
+    from mila.variables import MILA_VARIABLES
 
     problems: list[Problem] = []
     resolved: dict[str, str] | None = None
     dependency_outputs: dict[str, Mapping[str, str]] = {}
     # ${env:NAME} of the service's environment files: their values (secrets maybe) are read
     # at deploy time only; the plan checked the files and references already
-    names = [*load_variables(project.root, ws.path, environment.name), *MILA_VARIABLES]
+    names = [*variables_of(ws.path, environment.name), *MILA_VARIABLES]
     variables = {name: f"(variable {name})" for name in names}
     for action in actions:
         outputs, pending = planned_outputs(project, plan, records, ws.name, action.region,
-                                           known_outputs=known_outputs)
+                                           known_outputs=known_outputs, deploying=deploying)
         try:
             values = resolve_parameters(ws.parameters, service=ws.name,
                                         environment=environment.name, region=action.region,
