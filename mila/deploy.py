@@ -260,7 +260,8 @@ def stale_consumers(prepared: Prepared, results: Mapping[Any, Any]) -> list[str]
 def check_policies(project: Project, plan: Plan) -> None:
     """``mila_plan_ready``: any plugin may veto the plan; each reason names its plugin."""
     reasons: list[str] = []
-    for plugin_name, result in project.pm.call_each("mila_plan_ready", plan=plan):
+    for plugin_name, result in project.pm.call_each("mila_plan_ready", plan=plan,
+                                                    project=project):
         for reason in cast("Sequence[str] | None", result) or []:
             reasons.append(f"plugin '{plugin_name}': {reason}")
     if reasons:

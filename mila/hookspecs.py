@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from mila.config import ProjectConfig
     from mila.model import Action, Identity, Plan, Record, Status, Workspace
+    from mila.project import Project
     from mila.protocols import (
         DeployerType,
         HasherType,
@@ -136,11 +137,13 @@ def mila_detect_change(
 
 
 @hookspec
-def mila_plan_ready(plan: Plan) -> Sequence[str] | None:
+def mila_plan_ready(plan: Plan, project: Project) -> Sequence[str] | None:
     """Inspect a plan before it is shown; return reasons to refuse it (policy checks).
 
     Any non-empty list vetoes the plan: mila prints each reason, naming the plugin, and exits
     with code 2 without deploying anything. Return ``None`` or ``[]`` to accept.
+    ``project`` is the :class:`mila.api.Project` being planned (its ``config``, ``root``,
+    ``graph``; see ``mila.api``): declare it only if you need it.
     """
 
 
@@ -148,16 +151,21 @@ def mila_plan_ready(plan: Plan) -> Sequence[str] | None:
 
 
 @hookspec
-def mila_action_started(action: Action) -> None:
+def mila_action_started(action: Action, project: Project) -> None:
     """Called in the action's worker thread just before its deployer runs (after the lock is
-    taken). For notifications and metrics; an exception here fails the action."""
+    taken). For notifications and metrics; an exception here fails the action.
+
+    ``project`` is the :class:`mila.api.Project` being deployed (e.g. ``project.config.name``
+    for a notification); declare it only if you need it."""
 
 
 @hookspec
-def mila_action_finished(action: Action, status: Status, result: Any, error: str | None) -> None:
+def mila_action_finished(action: Action, status: Status, result: Any, error: str | None,
+                         project: Project) -> None:
     """Called after each action, whatever its outcome (``status`` ``succeeded``, ``failed``,
     ``skipped`` or ``cancelled``); ``result`` is the :class:`DeployResult` on success, ``error``
-    the message on failure. Exceptions here are logged, never fail the run."""
+    the message on failure, ``project`` the :class:`mila.api.Project` being deployed.
+    Exceptions here are logged, never fail the run."""
 
 
 # ----------------------------------------------------------------- after a deploy

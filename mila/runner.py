@@ -262,7 +262,7 @@ class ActionRunner:
                    version=1, started_by=self.run.by, started_at=now)
         assert self.handle is not None
         self.state.put_record(marker, self.handle.lock)
-        self.run.project.pm.hook.mila_action_started(action=a)
+        self.run.project.pm.hook.mila_action_started(action=a, project=self.run.project)
         self.started = time.monotonic()
         self._write(f"# mila {a.kind.value} {a.service} in {a.environment}/{a.region} "
                     f"({a.reason})\n")
@@ -428,6 +428,7 @@ def report_finished(project: Project, reporter: Reporter, action: Action, outcom
     reporter.finished(outcome.key, outcome.status, message.splitlines()[0] if message else "")
     try:
         project.pm.hook.mila_action_finished(action=action, status=outcome.status,
-                                             result=outcome.result, error=message or None)
+                                             result=outcome.result, error=message or None,
+                                             project=project)
     except Exception as exc:  # notifications never fail a run
         log.warning("mila_action_finished hook failed", error=repr(exc))

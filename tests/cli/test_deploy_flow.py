@@ -362,6 +362,8 @@ def test_run_hooks_notify_and_plan_ready_vetoes(shop, run_mila, monkeypatch, tmp
     assert finished[("shared", "eu-west-1")] == ("failed", "shared refused to deploy")
     assert finished[("api", "eu-west-1")][0] == "skipped"
     assert finished[("web", "us-east-1")] == ("succeeded", None)
+    # every call handed the hook the project (its config read from mila.toml)
+    assert {e["project"] for e in seen} == {"shop"}
 
     # a plan that destroys web is vetoed: exit 2, the plugin is named, nothing runs
     (shop.root / "infra/shared/FAIL").unlink()
@@ -371,7 +373,8 @@ def test_run_hooks_notify_and_plan_ready_vetoes(shop, run_mila, monkeypatch, tmp
     r = deploy(run_mila)
     assert r.exit_code == 2
     assert "the plan was refused" in r.output
-    assert "plugin 'mila_policy_plugin': web in eu-west-1 would be destroyed" in r.output
+    assert "plugin 'mila_policy_plugin': web in eu-west-1 would be destroyed from shop" \
+        in r.output
     assert len(calls(shop.root)) == before
 
 

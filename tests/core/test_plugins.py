@@ -145,7 +145,7 @@ def test_hooks_called_by_the_core_pass_each_plugin_only_its_arguments() -> None:
                               entry_points=lambda: [])
     assert "lean" in pm.registry.deployers
     plan = Plan("dev", ("eu-west-1",), ())
-    assert pm.call_each("mila_plan_ready", plan=plan) == [("lean_plugin", ["no reason needed"])]
+    assert pm.call_each("mila_plan_ready", plan=plan, project=None) == [("lean_plugin", ["no reason needed"])]
     ws = Workspace("api", "services/api", "service")
     assert pm.call_each("mila_checksum_inputs", service=ws, environment="dev",
                         region="eu-west-1") == [("lean_plugin", {"region": "eu-west-1"})]
@@ -162,4 +162,4 @@ def test_a_plugin_failing_in_a_hook_is_named() -> None:
     from mila.model import Plan
 
     with pytest.raises(PluginError, match="plugin 'raising_plugin'.*failed in mila_plan_ready"):
-        pm.call_each("mila_plan_ready", plan=Plan("dev", (), ()))
+        pm.call_each("mila_plan_ready", plan=Plan("dev", (), ()), project=None)
