@@ -32,7 +32,8 @@ checksums`` prints what deploys record.
 :func:`with_consumed_outputs` then folds in the hashes of the dependency outputs a service
 consumes (``${service.Output}`` parameters; none consumed: unchanged). Input
 values are hashed, never kept. The *manifest* kept with each checksum holds these parts, so
-:func:`explain` can say which files, dependencies, settings or inputs changed.
+:func:`mila.explain.explain` can say which files, dependencies, settings or inputs changed
+(:mod:`mila.affected` compares the working tree with a git revision).
 
 Globs (``src`` keys; git's wildmatch, matched by ``pathspec``) are relative to their folder:
 ``*`` and ``?`` stay within one path segment, ``**`` spans any number of them, and a pattern that
@@ -42,18 +43,18 @@ names a folder takes everything below it (``src = ["src", "template.yaml"]``).
 from __future__ import annotations
 
 import bisect
-import contextlib
 import hashlib
 import json
 import re
 import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, cast
 
 from mila.errors import ConfigError, MilaError
-from mila.model import Workspace, frozen_mapping
+from mila.explain import explain as explain  # re-exported: its home before mila.explain
+from mila.model import Workspace
 
 if TYPE_CHECKING:
     from mila.config import ProjectConfig
@@ -72,16 +73,6 @@ class Checksum:
     checksum: str  # sha256 hex
     #: JSON-serialisable: named parts, per-file digests, dependency checksums, hashed inputs
     manifest: Mapping[str, Any]
-
-
-@runtime_checkable
-class RevisionReader(Protocol):
-    """What a hasher offers besides :class:`~mila.protocols.Hasher` when it can read other
-    revisions of the project (the ``git`` hasher does); ``mila affected`` needs it."""
-
-    def revision_digests(self, root: Path, revision: str) -> Mapping[str, str]: ...
-    def revision_files(self, root: Path, revision: str, paths: Iterable[str]) -> dict[str, bytes]: ...
-    def resolve(self, root: Path, revision: str) -> str: ...
 
 
 # --------------------------------------------------------------------------- canonical form
@@ -385,216 +376,3 @@ def checksum_inputs(project: Project, service: Workspace, environment: str,
             text = value if isinstance(value, str) else canonical_json(value).decode()
             inputs[f"{plugin_name}:{key}"] = sha256_hex(text.encode("utf-8"))
     return dict(sorted(inputs.items()))
-
-
-# --------------------------------------------------------------------------- explanations
-
-
-def explain(old: Mapping[str, Any] | None, new: Mapping[str, Any], limit: int = 20) -> list[str]:
-    """Human lines saying why a checksum changed: files added, removed, modified or renamed,
-    dependencies, config, deployer, root files and inputs. ``[]`` when nothing changed; at most
-    ``limit`` lines per kind of file change."""
-    if old is None:
-        return ["no earlier manifest to compare with"]
-    if old.get("checksum") == new.get("checksum"):
-        return []
-    if old.get("format") != new.get("format"):
-        return [f"checksum format changed ({old.get('format')} → {new.get('format')}): "
-                "mila was upgraded"]
-    lines: list[str] = []
-    op, np = old.get("parts", {}), new.get("parts", {})
-    path = str(new.get("path") or "")
-    prefix = "" if path in ("", ".") else path + "/"
-    lines += _file_changes(op.get("files", {}), np.get("files", {}), prefix, limit)
-    lines += [f"{line} (root src)" for line in
-              _file_changes(op.get("root_files", {}), np.get("root_files", {}), "", limit)]
-    lines += [f"{line} (packaged)" for line in
-              _file_changes(op.get("packaged", {}), np.get("packaged", {}), "", limit)]
-
-    od, nd = op.get("dependencies", {}), np.get("dependencies", {})
-    for dep in sorted(set(od) | set(nd)):
-        if dep not in od:
-            lines.append(f"now depends on {dep}")
-        elif dep not in nd:
-            lines.append(f"no longer depends on {dep}")
-        elif od[dep] != nd[dep]:
-            lines.append(f"dependency {dep} changed")
-
-    oo, no = old.get("outputs") or {}, new.get("outputs") or {}
-    for key in sorted(set(oo) | set(no)):
-        if key not in oo:
-            lines.append(f"now consumes output {key}")
-        elif key not in no:
-            lines.append(f"no longer consumes output {key}")
-        elif no[key] is None:
-            lines.append(f"output {key} known after apply")
-        elif oo[key] != no[key]:
-            lines.append(f"output {key} changed")
-
-    oc, nc = op.get("config", {}), np.get("config", {})
-    if oc != nc:
-        keys = sorted(k for k in set(oc) | set(nc) if k != "settings" and oc.get(k) != nc.get(k))
-        os_, ns = oc.get("settings", {}), nc.get("settings", {})
-        keys += sorted(f"service.{k}" for k in set(os_) | set(ns)
-                       if k != "parameters" and os_.get(k) != ns.get(k))
-        lines += _parameter_changes(os_.get("parameters") or {}, ns.get("parameters") or {})
-        if keys:
-            lines.append(f"config changed: {', '.join(keys)}")
-
-    odep, ndep = op.get("deployer"), np.get("deployer")
-    if odep != ndep:
-        if odep and ndep and odep.get("name") == ndep.get("name"):
-            lines.append(f"deployer version changed: {ndep['name']} "
-                         f"{odep.get('version')} → {ndep.get('version')}")
-        else:
-            lines.append(f"deployer changed: {_deployer(odep)} → {_deployer(ndep)}")
-    if op.get("project") != np.get("project"):
-        keys = sorted(k for k in set(op.get("project", {})) | set(np.get("project", {}))
-                      if op.get("project", {}).get(k) != np.get("project", {}).get(k))
-        lines.append(f"project settings changed: {', '.join(keys)}")
-
-    for what, part in (("input", "inputs"), ("variable", "variables")):
-        oi, ni = old.get(part) or {}, new.get(part) or {}
-        for key in sorted(set(oi) | set(ni)):
-            if key not in oi:
-                lines.append(f"{what} {key} added")
-            elif key not in ni:
-                lines.append(f"{what} {key} removed")
-            elif oi[key] != ni[key]:
-                lines.append(f"{what} {key} changed")
-    return lines or ["checksum changed"]
-
-
-def _parameter_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    return [f"parameter {k} " + ("added" if k not in old else "removed" if k not in new
-                                 else "changed")
-            for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-
-
-def _deployer(d: Mapping[str, Any] | None) -> str:
-    return f"{d.get('name')} {d.get('version')}" if d else "none"
-
-
-def _file_changes(old: Mapping[str, str], new: Mapping[str, str], prefix: str,
-                  limit: int) -> list[str]:
-    added = sorted(set(new) - set(old))
-    removed = sorted(set(old) - set(new))
-    modified = sorted(p for p in set(old) & set(new) if old[p] != new[p])
-    # a removed file whose exact content reappears under a new name was renamed
-    by_digest: dict[str, list[str]] = {}
-    for p in removed:
-        by_digest.setdefault(old[p], []).append(p)
-    renamed: list[tuple[str, str]] = []
-    for p in list(added):
-        sources = by_digest.get(new[p])
-        if sources:
-            src = sources.pop(0)
-            renamed.append((src, p))
-            added.remove(p)
-            removed.remove(src)
-    lines: list[str] = []
-    for verb, items in (("added", added), ("removed", removed), ("modified", modified)):
-        lines += [f"{verb} {prefix}{p}" for p in items[:limit]]
-        if len(items) > limit:
-            lines.append(f"… and {len(items) - limit} more {verb} files")
-    lines += [f"renamed {prefix}{a} → {prefix}{b}" for a, b in renamed[:limit]]
-    if len(renamed) > limit:
-        lines.append(f"… and {len(renamed) - limit} more renamed files")
-    return lines
-
-
-# --------------------------------------------------------------------------- affected
-
-
-@dataclass(frozen=True, slots=True)
-class Affected:
-    """A workspace whose checksum differs between a revision and the working tree."""
-
-    name: str
-    kind: str
-    reasons: tuple[str, ...]
-
-
-def affected_since(project: Project, revision: str) -> tuple[str, list[Affected]]:
-    """The workspaces whose inputs differ between ``revision`` and the working tree, with the
-    commit ``revision`` names.
-
-    Both sides go through :func:`compute_checksums`. The revision side takes its file digests
-    (``git ls-tree``), the root ``mila.toml`` (``src``, project name) and each workspace's own
-    ``mila.toml`` (``[service]``/``[package]`` table) from ``revision``; which folders are
-    workspaces and the dependency edges between them are today's (a workspace that did not exist
-    then has no files then, so it is affected).
-    """
-    hasher = project.hasher
-    if not isinstance(hasher, RevisionReader):
-        raise MilaError(f"`mila affected` needs a hasher that reads git revisions; "
-                        f"this project uses '{hasher.name}'",
-                        hint="run it inside a git work tree")
-    root = project.root
-    commit = hasher.resolve(root, revision)
-    digests = hasher.file_digests(root)
-    packaged = packaged_inputs(project, digests)
-    now = compute_checksums(project.graph, digests, project.config, project.deployer_version,
-                            packaged=packaged)
-    then_digests = hasher.revision_digests(root, commit)
-    then_config, then_graph = _state_at(project, hasher, commit)
-    # today's packaged paths; a tracked one as of the revision, an ignored one as it is now
-    # (git knows no other version of it)
-    then_packaged = {name: {p: (then_digests[p] if p in digests else d) for p, d in files.items()
-                            if p in then_digests or p not in digests}
-                     for name, files in packaged.items()}
-    then = compute_checksums(then_graph, then_digests, then_config, project.deployer_version,
-                             packaged=then_packaged)
-    out = []
-    for name, current in now.items():
-        before = then.get(name)
-        if before is None or before.checksum != current.checksum:
-            out.append(Affected(name, project.graph[name].kind,
-                                tuple(explain(before.manifest if before else None,
-                                              current.manifest))))
-    return commit, out
-
-
-def _state_at(project: Project, hasher: RevisionReader,
-              commit: str) -> tuple[ProjectConfig, WorkspaceGraph]:
-    """The root config as of ``commit``, and today's graph with each workspace's own
-    ``[service]``/``[package]`` table as of ``commit`` (one ``git cat-file`` for all)."""
-    from mila.config import CONFIG_FILE, loads_toml, parse_config, parse_service_table
-    from mila.workspace import WorkspaceGraph
-
-    config, graph = project.config, project.graph
-    tables = {ws.name: ws.config_file or f"{ws.path}/{CONFIG_FILE}" for ws in graph}
-    contents = hasher.revision_files(project.root, commit, [config.config_file, *tables.values()])
-
-    def read(rel: str) -> dict[str, Any]:
-        try:
-            return (loads_toml(contents[rel].decode("utf-8")) or {}) if rel in contents else {}
-        except UnicodeDecodeError:
-            return {}
-
-    then_config = config
-    doc = read(config.config_file)
-    if config.config_file == "pyproject.toml":
-        doc = doc.get("tool", {}).get("mila", {}) if isinstance(doc.get("tool"), dict) else {}
-    if doc:
-        # unreadable then: compare with today's root settings
-        with contextlib.suppress(ConfigError):
-            then_config = parse_config(doc, config.root, config.config_file)
-
-    extra_keys = frozenset().union(*(d.config_keys for d in project.pm.registry.deployers.values()))
-    workspaces: dict[str, Workspace] = {}
-    for ws in graph:
-        doc = read(tables[ws.name])
-        if ws.is_service:
-            raw = doc.get("service")
-            table = raw if isinstance(raw, dict) else {}
-            # valid then but not now (a key a deployer no longer takes): the table as written
-            with contextlib.suppress(ConfigError):
-                table = parse_service_table(table, tables[ws.name], extra_keys)
-            workspaces[ws.name] = replace(ws, settings=frozen_mapping(table),
-                                          src=tuple(table.get("src", ())))
-        else:
-            raw = doc.get("package")
-            table = raw if isinstance(raw, dict) else {}
-            workspaces[ws.name] = replace(ws, src=tuple(table.get("src", ())))
-    return then_config, WorkspaceGraph(frozen_mapping(workspaces))

@@ -1,5 +1,5 @@
 """Why each action of a plan: the manifest stored with the last successful deploy against the
-current one (:func:`mila.checksums.explain`), plus what the planner itself decided on.
+current one (:func:`mila.explain.explain`), plus what the planner itself decided on.
 
 Reasons, most telling first: files added / modified / removed / renamed (the first few paths),
 ``dependency X changed``, ``parameter P changed``, ``output X.Y changed`` (a consumed output),
@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from mila.checksums import explain
+from mila.explain import explain
 from mila.model import Action, ActionKind, Plan, Record, Status
 
 ActionKey = tuple[str, str]

@@ -66,7 +66,7 @@ def affected_command(obj: CliContext, revision: str, as_json: bool, why: bool) -
     workspaces and their dependency edges are today's; their files, their own ``mila.toml`` and
     the root ``mila.toml`` are read at REV.
     """
-    from mila.checksums import affected_since
+    from mila.affected import affected_since
 
     project = obj.project()
     commit, affected = affected_since(project, revision)

@@ -22,10 +22,10 @@ from mila_hashtest import Repo, changed
 from mila.checksums import (
     Checksum,
     deploy_checksum,
-    explain,
     select_files,
     workspace_checksums,
 )
+from mila.explain import explain
 
 GRAPH = {"services": {"api": ["core"], "web": ["ui"], "jobs": [], "edge": ["api"]},
          "packages": {"core": [], "ui": ["core"], "lone": []}}

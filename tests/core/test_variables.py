@@ -313,8 +313,8 @@ def test_remove_only_warns_about_a_missing_reference(shop, run_mila) -> None:
 
 
 def test_the_manifest_says_which_variable_changed(shop, run_mila) -> None:
-    from mila.checksums import explain
     from mila.deploy import prepare
+    from mila.explain import explain
     from mila.project import load_project
 
     deployed(run_mila)

@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mila_cloudformation.inputs import packaged_files
 
-from mila.checksums import explain, workspace_checksums
+from mila.checksums import workspace_checksums
 from mila.errors import ConfigError
+from mila.explain import explain
 from mila.project import load_project
 
 GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
