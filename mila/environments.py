@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mila.config import ProjectConfig, check_region
 from mila.errors import LockHeld, MilaError, StateError
 from mila.locks import current_user, describe_holder, is_fresh, last_heartbeat
 from mila.model import Environment, Identity, Lock, Record
 from mila.protocols import StateBackend
+
+if TYPE_CHECKING:
+    from mila.deploy import Prepared
+    from mila.orchestrator import RunReport
+    from mila.project import Project
 
 ENV_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 MAX_ENV_NAME = 32
@@ -141,6 +146,77 @@ def remove_region(state: StateBackend, name: str, region: str) -> Environment:
                          hint=f"remove them first (`mila envs destroy-replicate {name} {region}` "
                               "runs their destroys once the deploy flow supports it)")
     return state.set_regions(name, tuple(r for r in env.regions if r != region))
+
+
+@dataclass(frozen=True)
+class Replicated:
+    """What :func:`replicate_region` did: ``report`` is the deploy's (``None`` when the plan was
+    declined, or had nothing to do when ``accepted``); unless ``ok``, the region was rolled
+    back (or kept, when its stacks could not all be destroyed)."""
+
+    environment: Environment
+    accepted: bool
+    report: RunReport | None
+
+    @property
+    def ok(self) -> bool:
+        return self.accepted and (self.report is None or self.report.ok)
+
+
+def replicate_region(project: Project, name: str, region: str, *, copy: bool,
+                     review: Callable[[Prepared], bool],
+                     run: Callable[[Prepared], RunReport | None],
+                     say: Callable[[str], None]) -> Replicated:
+    """``mila envs create-replicate``, as one transaction: check the references to copy (before
+    any write), add ``region`` to environment ``name``, copy the references (unless not
+    ``copy``), plan the deploy of every service there, ``review`` the plan (show it and, when
+    it has changes, confirm: false declines), ``run`` it. When anything before the run fails,
+    the region is removed again; when the run fails or the plan is declined, what reached the
+    region is destroyed (``run`` again, with a removal plan) and the region removed, or kept
+    when a destroy failed."""
+    from mila.deploy import prepare, prepare_removal
+
+    project.select_environment(name)
+    copying = _references_copier(project, name, region) if copy else None
+    env = add_region(project.state, name, region)
+    region = env.regions[-1]
+    try:
+        for copied in copying() if copying is not None else ():
+            say(copied)
+        prepared = prepare(project, name, regions={region})
+        accepted = review(prepared)
+    except BaseException:
+        remove_region(project.state, name, region)
+        raise
+    done = Replicated(env, accepted, run(prepared) if accepted else None)
+    if done.ok:
+        return done
+    say(f"rolling back: removing {region} from {name}")
+    undo = run(prepare_removal(project, name, regions={region}))
+    if undo is None or undo.ok:
+        remove_region(project.state, name, region)
+    else:
+        say(f"{region} is kept in {name}: some of its stacks could not be destroyed; "
+            f"retry with `mila envs destroy-replicate {name} {region}`")
+    return done
+
+
+def _references_copier(project: Project, name: str, region: str) -> Callable[[], list[str]]:
+    """Check (before anything is written) that the references to copy exist in ``name``'s
+    first region; returns what copies them into ``region`` (a line per reference copied)."""
+    from mila.variables import VariableResolver, copy_references, references_to_copy
+
+    (region,) = parse_regions(region)
+    source = project.state.get_environment(name).regions[0]
+    resolver = VariableResolver(project)
+    services = [s for s in project.graph.services if s.regions is None or region in s.regions]
+    refs = references_to_copy(resolver, services, name, source)
+
+    def copy() -> list[str]:
+        return [f"copied    {copied} from {source} to {region}"
+                for copied in copy_references(resolver, refs, source, region)]
+
+    return copy
 
 
 def _still_deployed(name: str, records: Sequence[Record], region: str | None) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,11 +34,10 @@ from mila.deploy import (
     tail,
 )
 from mila.environments import (
-    add_region,
     destroy_environment,
-    parse_regions,
     removable_region,
     remove_region,
+    replicate_region,
 )
 from mila.errors import (
     EXIT_CHANGES,
@@ -463,24 +461,6 @@ def envs_destroy(obj: CliContext, name: str, concurrency: int | None, no_prompt:
     human.print(f"destroyed environment {name} (its history is kept)", markup=False)
 
 
-def replicate_references(project: Any, name: str, region: str) -> Callable[[], None]:
-    """Check (before anything is written) that the references to copy exist in NAME's first
-    region; returns what copies them into REGION."""
-    from mila.variables import VariableResolver, copy_references, references_to_copy
-
-    (region,) = parse_regions(region)
-    source = project.state.get_environment(name).regions[0]
-    resolver = VariableResolver(project)
-    services = [s for s in project.graph.services if s.regions is None or region in s.regions]
-    refs = references_to_copy(resolver, services, name, source)
-
-    def copy() -> None:
-        for copied in copy_references(resolver, refs, source, region):
-            ui.echo(f"copied    {copied} from {source} to {region}")
-
-    return copy
-
-
 def destroy_all(obj: CliContext, prepared: Prepared, concurrency: int | None, lock_timeout: int | None,
                 no_prompt: bool, human: Console, kept: str) -> None:
     """Show, confirm and run a removal plan; returns only when every destroy succeeded."""
@@ -513,41 +493,26 @@ def envs_create_replicate(obj: CliContext, name: str, region: str, concurrency: 
     First copies the SSM parameters and secrets that NAME's environment files reference from
     its first region into REGION (those already there are kept; --no-copy skips this). If a
     deploy fails, what was deployed in REGION is destroyed and the region removed again."""
-    project = obj.project()
-    project.select_environment(name)
-    copying = None if no_copy else replicate_references(project, name, region)
-    env = add_region(project.state, name, region)
-    region = env.regions[-1]
     human = ui.make_console()
-    try:
-        if copying is not None:
-            copying()
-        prepared = prepare(project, name, regions={region})
+
+    def review(prepared: Prepared) -> bool:
         render_header(human, obj, prepared)
         render_plan(human, prepared)
-        accepted = not prepared.plan.has_changes or confirm(prepared, no_prompt)
-    except BaseException:
-        remove_region(project.state, name, region)
-        raise
-    report = None
-    if accepted:
-        report = execute_with_progress(obj, prepared, concurrency, lock_timeout, False, human)
-    if accepted and (report is None or report.ok):
-        human.print(f"environment {name} now has regions {', '.join(env.regions)}", markup=False)
+        return not prepared.plan.has_changes or confirm(prepared, no_prompt)
+
+    done = replicate_region(
+        obj.project(), name, region, copy=not no_copy, review=review,
+        run=lambda prepared: execute_with_progress(obj, prepared, concurrency, lock_timeout,
+                                                   False, human),
+        say=lambda line: human.print(line, markup=False))
+    if done.ok:
+        human.print(f"environment {name} now has regions {', '.join(done.environment.regions)}",
+                    markup=False)
         return
-    # roll the state change back: destroy what reached the new region, then remove it
-    human.print(f"rolling back: removing {region} from {name}", markup=False)
-    rollback = prepare_removal(project, name, regions={region})
-    undo = execute_with_progress(obj, rollback, concurrency, lock_timeout, False, human)
-    if undo is None or undo.ok:
-        remove_region(project.state, name, region)
-    else:
-        human.print(f"{region} is kept in {name}: some of its stacks could not be destroyed; "
-                    f"retry with `mila envs destroy-replicate {name} {region}`", markup=False)
-    if report is None:
+    if done.report is None:
         human.print("cancelled; nothing was deployed", markup=False)
         raise SystemExit(EXIT_FAILED)
-    exit_for(report)
+    exit_for(done.report)
 
 
 @envs_group.command("destroy-replicate")
