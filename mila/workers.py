@@ -22,6 +22,7 @@ worker of a CI matrix reports the same outcome.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Hashable, Mapping
@@ -115,6 +116,7 @@ class Worker:
         self.pending = set(work.actions)
         self.running: dict[Future[Outcome], ActionKey] = {}
         self.retry_at: dict[ActionKey, float] = {}
+        self.offset = random.randrange(1 << 30)
 
     def run(self) -> RunReport:
         t0 = time.monotonic()
@@ -146,7 +148,11 @@ class Worker:
             if record.status is Status.SUCCEEDED:
                 self.run_shared.set_outputs(key, record.outputs)
         in_flight = set(self.running.values())
-        for key in sorted(self.pending - in_flight, key=self.work.order.__getitem__):
+        todo = sorted(self.pending - in_flight, key=self.work.order.__getitem__)
+        # Each worker starts its scan at its own place in the plan, so workers rarely reach
+        # for the same free action at once (a lost race costs a lock attempt and a retry).
+        start = self.offset % len(todo) if todo else 0
+        for key in todo[start:] + todo[:start]:
             verdict = self.work.verdict(key, records.get(key))
             if verdict == "done":
                 self.finish(Outcome(key, Status.SKIPPED, message=DONE_ELSEWHERE))
