@@ -147,6 +147,8 @@ class Record:
     #: in the ``interrupted`` history row when that run dies)
     started_by: str | None = None
     started_at: datetime | None = None
+    #: the ``DeployResult.data`` of the last successful deploy (the deployer's own, opaque)
+    data: Mapping[str, Any] = field(default_factory=frozen_mapping)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +258,12 @@ class DeployResult:
     outputs: Mapping[str, str] = field(default_factory=frozen_mapping)
     changed: bool = True  # False when the deployer found nothing to change (empty change set)
     message: str = ""
+    #: the deployer's own data for this service, opaque to mila: a JSON-serialisable mapping
+    #: (string keys; strings, numbers, booleans, null, lists, objects; at most 16 KiB as JSON).
+    #: Stored with the record on a successful deploy (replacing the previous data) and handed
+    #: back in ``DeployContext.data`` on the next deploy and on destroy, even once the
+    #: service's code is gone. Never put a secret in it: records are printed by ``--json``.
+    data: Mapping[str, Any] = field(default_factory=frozen_mapping)
 
 
 @dataclass(frozen=True, slots=True)

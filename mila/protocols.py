@@ -216,6 +216,11 @@ class DeployContext:
     #: every workspace *package* the service depends on (transitively): name -> its folder,
     #: relative to ``root``; a deployer that builds bundles them from this local source
     packages: Mapping[str, str] = field(default_factory=frozen_mapping)
+    #: the deployer's own data from the service's record: the ``DeployResult.data`` of the
+    #: last successful deploy (``{}`` before the first one, or from a deployer that keeps
+    #: none). Given on deploy and destroy alike, so a destroy can find what a deploy made even
+    #: when ``workspace`` is ``None``
+    data: Mapping[str, Any] = field(default_factory=frozen_mapping)
 
 
 @runtime_checkable
@@ -228,6 +233,10 @@ class Deployer(Protocol):
     create), and the deployer then derives the name exactly as ``deploy`` did. Both raise
     :class:`DeployError` on failure, with a message for the user. A deployer reports progress through
     ``context.report`` and writes details to ``context.log``; it never prints.
+
+    What a deployer must remember about a service for later (a bucket key, a resource id, the
+    destroy command) goes in ``DeployResult.data``: mila stores it with the record and hands it
+    back as ``context.data``, opaque, on the next deploy and on destroy.
     """
 
     name: str

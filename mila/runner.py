@@ -172,7 +172,7 @@ class ActionRunner:
                 return self.skip(current, done)
             marker = self.begin(current)
             try:
-                result = self.run_deployer()
+                result = self.run_deployer(marker.data)
             except BaseException as exc:
                 error = self.fail(marker, exc)
                 if error is exc:
@@ -268,7 +268,8 @@ class ActionRunner:
                     f"({a.reason})\n")
         return marker
 
-    def run_deployer(self) -> DeployResult:
+    def run_deployer(self, data: Mapping[str, Any]) -> DeployResult:
+        """Call the deployer; ``data`` is the record's (see ``DeployContext.data``)."""
         a, ws, run = self.action, self.ws, self.run
         from mila.build import workspace_packages
         from mila.variables import VariableResolver, context_variables
@@ -290,10 +291,13 @@ class ActionRunner:
             report=functools.partial(run.reporter.phase, self.key), log=self.logfile,
             cancel=self.stop,
             options=frozen_mapping({"disable_rollback": run.options.disable_rollback}),
-            packages=frozen_mapping(workspace_packages(run.project, ws) if ws else {}))
+            packages=frozen_mapping(workspace_packages(run.project, ws) if ws else {}),
+            data=data)
         if a.kind is ActionKind.DESTROY:
             return deployer.destroy(a, context)
-        return deployer.deploy(a, context)
+        result = deployer.deploy(a, context)
+        check_deployer_data(a.deployer, result.data)
+        return result
 
     def succeed(self, marker: Record, result: DeployResult) -> DeployResult:
         a, run, ws = self.action, self.run, self.ws
@@ -310,7 +314,8 @@ class ActionRunner:
                 self.state.put_record(replace(
                     marker, checksum=self.checksum, status=Status.SUCCEEDED,
                     stack_name=result.stack_name or a.stack_name,
-                    outputs=frozen_mapping(result.outputs), commit=run.commit, deployed_by=run.by,
+                    outputs=frozen_mapping(result.outputs), data=frozen_mapping(result.data),
+                    commit=run.commit, deployed_by=run.by,
                     deployed_at=utcnow(), duration_seconds=duration, manifest_key=manifest_key,
                     depends_on=tuple(ws.depends_on) if ws else (), version=marker.version + 1),
                     self.handle.lock)
@@ -415,6 +420,34 @@ def run_actions(project: Project, prepared: Prepared, options: RunOptions, repor
                   tuple(d for d in plan.edges.get(key, ()) if d in actions))
              for key, a in actions.items()]
     return run_tasks(tasks, options.concurrency, cancel=cancel, on_finish=finished)
+
+
+DATA_LIMIT = 16 * 1024  # bytes of JSON: data rides in every record read and written
+
+
+def check_deployer_data(deployer: str, data: Any) -> None:
+    """Refuse a ``DeployResult.data`` that cannot be stored: not a mapping with string keys,
+    not JSON-serialisable, or over :data:`DATA_LIMIT` (a bug of the deployer: the action fails)."""
+    import json
+
+    from mila.state_json import plain
+
+    problem = ""
+    if not isinstance(data, Mapping) or not all(isinstance(k, str) for k in data):
+        problem = "is not a mapping with string keys"
+    else:
+        try:
+            size = len(json.dumps(plain(data), allow_nan=False).encode())
+        except (TypeError, ValueError) as exc:
+            problem = f"is not JSON-serialisable ({exc})"
+        else:
+            if size > DATA_LIMIT:
+                problem = f"is {size} bytes as JSON, over the limit of {DATA_LIMIT}"
+    if problem:
+        raise DeployError(f"deployer '{deployer}' returned DeployResult.data that {problem}; "
+                          "nothing of it was recorded",
+                          hint="report this to the deployer's author: data must be a small "
+                               "JSON mapping (see docs/writing-a-deployer.md)")
 
 
 def report_finished(project: Project, reporter: Reporter, action: Action, outcome: Any) -> None:

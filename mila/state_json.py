@@ -91,6 +91,7 @@ def record_to_dict(record: Record) -> dict[str, Any]:
         "version": record.version,
         "started_by": record.started_by,
         "started_at": dt_to_str(record.started_at),
+        "data": plain(record.data),
     }
 
 
@@ -114,6 +115,7 @@ def record_from_dict(data: Mapping[str, Any]) -> Record:
         version=int(data.get("version") or 0),
         started_by=data.get("started_by"),
         started_at=str_to_dt(data.get("started_at")),
+        data=frozen_mapping(dict(data.get("data") or {})),
     )
 
 

@@ -21,6 +21,7 @@ accepts), ``race_threads``, ``race_rounds``, ``retry_delay``, ``many_services``,
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -62,6 +63,14 @@ def make_owner(name: str = "tester") -> LockOwner:
                      ci_job="job-7")
 
 
+#: a deployer's opaque ``Record.data``: every JSON type, nested, unicode, empty values
+DEPLOYER_DATA: dict[str, Any] = {
+    "destroy": "rm -rf 'cloud/x y'", "count": 3, "negative": -17, "ok": True, "off": False,
+    "none": None, "empty": "", "ünï": "✓",
+    "nested": {"ids": ["a", "b"], "empty_list": [], "empty_map": {}, "deep": {"n": 1}},
+}
+
+
 def make_record(environment: str, service: str, region: str, **overrides: Any) -> Record:
     """A fully populated record (every field set, so a round trip proves every field)."""
     fields: dict[str, Any] = {
@@ -75,6 +84,7 @@ def make_record(environment: str, service: str, region: str, **overrides: Any) -
         "message": None, "depends_on": ("shared", "db"),
         "started_by": "alice@laptop",
         "started_at": datetime(2026, 1, 2, 3, 3, 0, 1, tzinfo=timezone.utc),
+        "data": DEPLOYER_DATA,
     }
     fields.update(overrides)
     return Record(**fields)
@@ -236,6 +246,18 @@ class StateBackendContract:
         assert dict(by_service["api"].outputs)["Ünïcode"] == "✓"
         assert by_service["api"].status is Status.SUCCEEDED
         assert by_service["worker"].checksum is None
+
+    def test_deployer_data_round_trips(self, backend: StateBackend, env: str) -> None:
+        """``Record.data`` (a deployer's own, opaque JSON) reads back exactly as written, from
+        ``records`` and one read; a record written without data reads back ``{}``."""
+        lock = self.lock(backend, env)
+        backend.put_record(make_record(env, "api", self.region), lock)
+        backend.put_record(Record(env, "web", self.region, None, Status.FAILED, "shell"),
+                           self.lock(backend, env, "web"))
+        got = read_record(backend, env, "api", self.region)
+        assert got is not None and json.loads(json.dumps(dict(got.data))) == DEPLOYER_DATA
+        assert {r.service: dict(r.data) for r in backend.records(env)} == {
+            "api": DEPLOYER_DATA, "web": {}}
 
     def test_put_record_replaces(self, backend: StateBackend, env: str) -> None:
         lock = self.lock(backend, env)

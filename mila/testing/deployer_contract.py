@@ -31,20 +31,23 @@ in its docs)::
         def exists(self, stack_name, region, root):
             ...
 
-What it checks: a deploy returns a stack name and string outputs; deploying the same code
-twice succeeds with the same stack and outputs (idempotent); a changed service redeploys; a
-destroy removes the stack and returns empty outputs, with the service's folder there (``mila
-remove``) and gone (its code deleted); destroying what is already gone succeeds; a destroy
-after a failed first create (``action.stack_name`` is ``None``) finds the stack by
-the name ``deploy`` derives; a deploy whose ``context.cancel`` is set stops within the grace
-period and a later deploy still works; progress goes through ``context.report`` and
-``context.log``, never to stdout.
+What it checks: a deploy returns a stack name, string outputs and storable ``data`` (a small
+JSON mapping, handed back as ``context.data`` to the next deploy and the destroy); deploying
+the same code twice succeeds with the same stack and outputs (idempotent); a changed service
+redeploys; a destroy removes the stack and returns empty outputs, with the service's folder
+there (``mila remove``) and gone (its folder deleted from disk; only ``context.data`` is left);
+destroying what is already gone succeeds; a destroy after a failed first create
+(``action.stack_name`` is ``None``) finds the stack by the name ``deploy`` derives; a deploy
+whose ``context.cancel`` is set stops within the grace period and a later deploy still works;
+progress goes through ``context.report`` and ``context.log``, never to stdout.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
+import shutil
 import textwrap
 import threading
 import time
@@ -65,6 +68,8 @@ from mila.model import (
     frozen_mapping,
 )
 from mila.protocols import DeployContext, Deployer
+from mila.runner import check_deployer_data
+from mila.state_json import plain
 
 __all__ = ["DeployerContract"]
 
@@ -79,6 +84,8 @@ class DeployerContract:
     settings: Mapping[str, Any] = {}
     cancel_grace_seconds = 30.0
     destroys_without_folder = True
+    #: the ``DeployResult.data`` of the last successful deploy, as the record would keep it
+    recorded_data: Mapping[str, Any] = frozen_mapping()
 
     # ---------------------------------------------------------------- to override
 
@@ -121,20 +128,30 @@ class DeployerContract:
 
         return DeployContext(project=self.project_name, environment=self.environment,
                              region=self.region, workspace=workspace, root=root, report=report,
-                             log=io.StringIO(), cancel=cancel or threading.Event())
+                             log=io.StringIO(), cancel=cancel or threading.Event(),
+                             data=frozen_mapping(self.recorded_data))
 
     def deploy(self, deployer: Deployer, root: Path, version: int, checksum: str,
                **context: Any) -> DeployResult:
         ws = self.write_service(root, version)
         action = Action(self.environment.name, self.service, self.region, ActionKind.DEPLOY,
                         checksum, None, deployer.name)
-        return deployer.deploy(action, self.context(root, ws, **context))
+        result = deployer.deploy(action, self.context(root, ws, **context))
+        check_deployer_data(deployer.name, result.data)  # storable: a small JSON mapping
+        self.recorded_data = json.loads(json.dumps(plain(result.data)))  # as a backend reads it
+        return result
 
     def destroy(self, deployer: Deployer, root: Path, stack_name: str | None,
                 folder_gone: bool = False) -> DeployResult:
         """Destroy as ``mila remove`` does (the workspace given), or as after the service's
-        folder was deleted (``context.workspace`` is ``None``)."""
+        folder was deleted (it is removed from disk; ``context.workspace`` is ``None``). The
+        context carries the data of the last deploy, as mila hands a record's back; none when
+        ``stack_name`` is ``None`` (no deploy ever succeeded)."""
+        if folder_gone:
+            shutil.rmtree(root / "services" / self.service, ignore_errors=True)
         ws = None if folder_gone else self.write_service(root, 1)
+        if stack_name is None:
+            self.recorded_data = frozen_mapping()
         action = Action(self.environment.name, self.service, self.region, ActionKind.DESTROY,
                         None, "c1", deployer.name, stack_name=stack_name)
         return deployer.destroy(action, self.context(root, ws))

@@ -90,3 +90,20 @@ def test_an_abandoned_in_progress_record_is_recovered_then_deployed(shop) -> Non
     statuses = [(h.status, h.by) for h in reversed(shop.state.history("dev"))]
     assert statuses[0] == (Status.INTERRUPTED, "dead@host")
     assert statuses[1][0] is Status.SUCCEEDED
+
+
+@pytest.mark.parametrize("data, problem", [
+    ({1: "x"}, "not a mapping with string keys"),
+    (["x"], "not a mapping with string keys"),
+    ({"when": utcnow()}, "not JSON-serialisable"),
+    ({"x": float("nan")}, "not JSON-serialisable"),
+    ({"big": "x" * 20000}, "over the limit of 16384"),
+])
+def test_deployer_data_that_cannot_be_stored_fails_the_action(data, problem) -> None:
+    from mila.errors import DeployError
+    from mila.runner import check_deployer_data
+
+    with pytest.raises(DeployError, match=f"deployer 'zip' returned DeployResult.data that.*"
+                                          f"{problem}"):
+        check_deployer_data("zip", data)
+    check_deployer_data("zip", {"key": "s3://b/k", "n": [1, {"ok": None}]})  # storable: fine

@@ -12,18 +12,24 @@ A command runs with ``sh -c`` in the service's folder, with:
   ``${<dependency>.<Output>}`` replaced; any other ``${...}`` is left to the shell
   (``${HOME}`` works);
 * in its environment, on top of mila's: every variable of the service's environment files
-  (``envs/.env*``, resolved in the action's region: ``DeployContext.variables``),
-  ``MILA_ENV``, ``MILA_REGION``, ``MILA_SERVICE``, ``MILA_STACK_NAME``, ``MILA_PROJECT``,
-  ``AWS_REGION``/``AWS_DEFAULT_REGION`` (the action's region), each resolved
-  ``[service].parameters`` entry as ``MILA_PARAM_<NAME>``, and each output of each dependency
-  as ``MILA_OUTPUT_<SERVICE>_<NAME>`` (upper case, anything but letters and digits turned
-  into ``_``).
+  (``envs/.env*``, resolved in the action's region: ``DeployContext.variables``), ``MILA_ENV``,
+  ``MILA_REGION``, ``MILA_SERVICE``, ``MILA_STACK_NAME``, ``MILA_PROJECT``, ``MILA_ROOT`` (the
+  project's folder, absolute), ``AWS_REGION``/``AWS_DEFAULT_REGION`` (the action's region),
+  each resolved ``[service].parameters`` entry as ``MILA_PARAM_<NAME>``, and each output of
+  each dependency as ``MILA_OUTPUT_<SERVICE>_<NAME>`` (upper case, anything but letters and
+  digits turned into ``_``).
 
 Every line the command prints (stdout and stderr) goes to the action's log, and the last one to
 the progress line. A line ``::output Name=Value`` declares an output of the service: recorded in
 the state, shown by ``mila envs describe``, and given to the services that depend on it. A
 non-zero exit is a failure showing the last lines; Ctrl-C (``context.cancel``) terminates the
 command's process group; the service's ``timeout`` (minutes) bounds it.
+
+A deploy keeps the service's ``destroy`` command (unexpanded) and timeout in
+``DeployResult.data``; mila stores them with the record and hands them back as
+``context.data``. So a service whose folder was deleted is still destroyed: its recorded
+command runs in the project's root (``MILA_ROOT``), as the folder is gone; write paths in a
+``destroy`` command from ``$MILA_ROOT`` if it must work then.
 
 It implements neither optional member of the deployer protocol: no ``validate`` (a command
 cannot be checked without running it) and no ``describe_changes`` (what it changes is known
@@ -104,34 +110,48 @@ class ShellDeployer:
     # ------------------------------------------------------------------ running
 
     def _run(self, key: str, action: Action, context: DeployContext) -> DeployResult:
+        command, cwd, timeout = self._command(key, action, context)
+        name = action.stack_name or stack_name(self.project, action.service, action.environment)
+        values = {"env": action.environment, "region": action.region,
+                  "service": action.service, "stack_name": name}
+        text = expand(command, values, context.dependency_outputs)
+        env = self._environment(action, context, name)
+        outputs, last = self._execute(text, cwd, env, context, timeout=timeout)
+        workspace = context.workspace
+        data = {} if workspace is None else {
+            "destroy": workspace.settings.get("destroy"),
+            "timeout_minutes": workspace.timeout_minutes}
+        return DeployResult(stack_name=name, outputs=outputs,
+                            message=last[-1][:200] if last else "", data=data)
+
+    def _command(self, key: str, action: Action,
+                 context: DeployContext) -> tuple[str, Path, float]:
+        """The command to run, its folder and timeout (seconds): from the service's
+        ``mila.toml``, or for a destroy whose folder is gone, from the record's data."""
         workspace = context.workspace
         if workspace is None:  # destroying a service whose folder is gone
-            raise DeployError(f"the folder of '{action.service}' is gone, so its `{key}` command "
-                              "is unknown",
-                              hint="restore the folder (with its mila.toml) to destroy it, then "
-                                   "delete it again")
+            recorded = context.data.get("destroy")
+            if not isinstance(recorded, str) or not recorded.strip():
+                raise DeployError(f"the folder of '{action.service}' is gone and its record "
+                                  f"keeps no `{key}` command (it was deployed by an older "
+                                  "shell deployer or without one)",
+                                  hint="restore the folder (with its mila.toml) to destroy it, "
+                                       "then delete it again")
+            return recorded, context.root, float(context.data.get("timeout_minutes") or 60) * 60
         command = workspace.settings.get(key)
         if not isinstance(command, str) or not command.strip():
             raise ConfigError(f"service '{workspace.name}' uses the shell deployer but has no "
                               f"`{key}` command", file=workspace.config_file,
                               key=f"service.{key}",
                               hint=f'add {key} = "..." to its [service] table')
-        name = action.stack_name or stack_name(self.project, action.service, action.environment)
-        values = {"env": action.environment, "region": action.region,
-                  "service": action.service, "stack_name": name}
-        text = expand(command, values, context.dependency_outputs)
-        cwd = context.root / workspace.path
-        env = self._environment(action, context, name)
-        outputs, last = self._execute(text, cwd, env, context,
-                                      timeout=workspace.timeout_minutes * 60)
-        return DeployResult(stack_name=name, outputs=outputs,
-                            message=last[-1][:200] if last else "")
+        return command, context.root / workspace.path, workspace.timeout_minutes * 60
 
     def _environment(self, action: Action, context: DeployContext, name: str) -> dict[str, str]:
         env = dict(os.environ)
         # the service's environment files (values resolved in this region, secrets included)
         env.update(context.variables)
-        env.update({"MILA_PROJECT": self.project, "MILA_ENV": action.environment,
+        env.update({"MILA_PROJECT": self.project, "MILA_ROOT": str(context.root.resolve()),
+                    "MILA_ENV": action.environment,
                     "MILA_REGION": action.region, "MILA_SERVICE": action.service,
                     "MILA_STACK_NAME": name, "MILA_ACTION": action.kind.value,
                     "AWS_REGION": action.region, "AWS_DEFAULT_REGION": action.region})

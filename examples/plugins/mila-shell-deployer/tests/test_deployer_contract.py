@@ -11,16 +11,16 @@ from mila.testing.deployer_contract import DeployerContract
 
 
 class TestShellDeployer(DeployerContract):
-    # The "cloud" is a folder: a stack is a file holding the service's version.
+    # The "cloud" is a folder: a stack is a file holding the service's version. The destroy
+    # command writes its path from $MILA_ROOT: with the service's folder gone, the command the
+    # deploy recorded in DeployResult.data runs in the project's root.
     settings = {
         "deployer": "shell",
-        "deploy": 'mkdir -p ../../cloud && cp version.txt "../../cloud/${stack_name}" && '
+        "deploy": 'mkdir -p "$MILA_ROOT/cloud" && cp version.txt "$MILA_ROOT/cloud/${stack_name}" && '
                   'echo "::output Version=$(cat version.txt)"',
-        "destroy": 'rm -f "../../cloud/${stack_name}"',
+        "destroy": 'rm -f "$MILA_ROOT/cloud/${stack_name}"',
     }
-    # The destroy command lives in the service's mila.toml: with the folder gone it is unknown
-    # (documented in the deployer's README and module docstring).
-    destroys_without_folder = False
+    destroys_without_folder = True
 
     @pytest.fixture
     def deployer(self) -> ShellDeployer:

@@ -40,7 +40,7 @@ env | grep -E '^(MILA_|AWS_REGION=|TABLE=|GREETING=)' | sort > ../../api-env-${r
 echo "home is ${HOME}"
 echo "::output Endpoint=${shared.Url}/api"
 """
-destroy = "echo destroyed api >> ../../destroyed-${region}.txt"
+destroy = 'echo destroyed api >> "$MILA_ROOT/destroyed-${region}.txt"'
 '''
 
 
@@ -154,6 +154,33 @@ def test_deploy_redeploy_fail_and_remove(project: Path) -> None:
     assert (project / "destroyed-eu-west-1.txt").read_text(encoding="utf-8").splitlines() == \
         ["destroyed api", "destroyed"]
     assert json.loads(mila(project, "envs", "describe", "dev", "--json").stdout)["records"] == []
+
+
+def test_a_service_whose_folder_is_gone_is_destroyed_by_its_recorded_command(
+        project: Path) -> None:
+    """The deploy keeps the destroy command in the record's data (DeployResult.data); mila
+    hands it back once the folder is deleted, and the command runs in the project's root."""
+    mila(project, "init")
+    mila(project, "envs", "create", "dev", "--regions", "eu-west-1")
+    mila(project, "deploy", "-e", "dev", "--no-prompt")
+    described = json.loads(mila(project, "envs", "describe", "dev", "--json").stdout)
+    data = {r["service"]: r["data"] for r in described["records"]}
+    assert data["api"]["destroy"].startswith("echo destroyed api")
+    assert data["api"]["timeout_minutes"] == 60
+
+    shutil.rmtree(project / "services" / "api")
+    assert plan(project)[("api", "eu-west-1")] == "destroy"
+    mila(project, "deploy", "-e", "dev", "--no-prompt")
+    assert (project / "destroyed-eu-west-1.txt").read_text(encoding="utf-8") == "destroyed api\n"
+    records = json.loads(mila(project, "envs", "describe", "dev", "--json").stdout)["records"]
+    assert [r["service"] for r in records] == ["shared"]
+
+
+def test_folder_gone_and_no_recorded_command_is_a_clear_error(tmp_path: Path) -> None:
+    ctx = DeployContext(project="demo", environment=Environment("dev", ("eu-west-1",)),
+                        region="eu-west-1", workspace=None, root=tmp_path)
+    with pytest.raises(DeployError, match="keeps no `destroy` command"):
+        ShellDeployer("demo").destroy(action(ActionKind.DESTROY), ctx)
 
 
 # ----------------------------------------------------------------------- the deployer alone
