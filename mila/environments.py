@@ -72,9 +72,10 @@ def check_account(config: ProjectConfig, identity: Identity | None,
         account = config.account_for(environment)
         if account is not None and account.id != identity.account:
             raise MilaError(f"environment '{environment}' belongs to account {account.id} "
-                            f"([accounts.{account.alias}]) but the current identity is in "
+                            f"([accounts.{account.alias}]): it must be deployed from account "
+                            f"{account.id} ({account.alias}), but the current identity is in "
                             f"account {identity.account} ({identity.arn}); refusing",
-                            hint="switch AWS credentials (AWS_PROFILE) to that account")
+                            hint="switch AWS credentials (AWS_PROFILE, SSO) to that account")
         return
     allowed = {a.id: a.alias for a in config.accounts}
     if identity.account not in allowed:
@@ -177,6 +178,7 @@ def replicate_region(project: Project, name: str, region: str, *, copy: bool,
     from mila.deploy import prepare, prepare_removal
 
     project.select_environment(name)
+    require_account(project, name)
     copying = _references_copier(project, name, region) if copy else None
     env = add_region(project.state, name, region)
     region = env.regions[-1]
@@ -227,8 +229,9 @@ def _still_deployed(name: str, records: Sequence[Record], region: str | None) ->
 
 
 def require_account(project: Any, environment: str | None) -> None:
-    """``[accounts]``: refuse before any state write when the identity is in the wrong account
-    (asks for the identity only when ``[accounts]`` is set)."""
+    """``[accounts]``: refuse before any state read or write when the identity is in the wrong
+    account (asks for the identity only when ``[accounts]`` is set). Every command that
+    changes an environment calls it first (the deploy flow included)."""
     if project.config.accounts:
         check_account(project.config, project.identity(), environment)
 

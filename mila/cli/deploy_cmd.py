@@ -38,6 +38,7 @@ from mila.environments import (
     removable_region,
     remove_region,
     replicate_region,
+    require_account,
 )
 from mila.errors import (
     EXIT_CHANGES,
@@ -71,8 +72,9 @@ def stdin_is_terminal() -> bool:
 
 
 def render_header(console: Console, obj: CliContext, prepared: Prepared) -> None:
+    """Who acts (the account was checked before the plan, see :func:`require_account`), on
+    which environment and state."""
     project = obj.project()
-    config = project.config
     deployers = {a.deployer for a in prepared.plan.actions if a.kind.changes}
     try:
         identity = project.identity(deployers)
@@ -80,17 +82,7 @@ def render_header(console: Console, obj: CliContext, prepared: Prepared) -> None
             "unknown" if project.acts_in_the_cloud(deployers) else \
             "none needed (local state, no deployer in this plan acts in the cloud)"
     except MilaError as exc:
-        account = config.account_for(prepared.environment.name)
-        if account is not None:
-            raise
         who = f"unknown ({exc.message.split(':')[0]})"
-        identity = None
-    account = config.account_for(prepared.environment.name)
-    if account is not None and (identity is None or identity.account != account.id):
-        raise MilaError(f"environment '{prepared.environment.name}' must be deployed from "
-                        f"account {account.id} ({account.alias}), but the current identity is "
-                        f"{identity.account if identity else 'unknown'}",
-                        hint="switch AWS credentials (profile/SSO) to that account")
     console.print(f"account      {who}", markup=False)
     console.print(f"environment  {prepared.environment.name} "
                   f"({', '.join(prepared.environment.regions)})", markup=False)
@@ -312,6 +304,7 @@ def deploy_command(obj: CliContext, environment: str, services: str | None, regi
                    disable_rollback: bool, why: bool, diff: bool) -> None:
     """Plan ENV from the code and the remote state, confirm, and deploy what changed."""
     project = obj.project()
+    require_account(project, environment)
     prepared = prepare(project, environment, only=parse_services(services), force=force,
                        regions=select_regions(project.state.get_environment(environment), regions))
     human = ui.make_console(stderr=as_json)
@@ -366,6 +359,7 @@ def apply_command(obj: CliContext, plan_file: Path, regions: str | None,
     project = obj.project()
     saved = load_plan_file(plan_file)
     project.select_environment(saved["environment"])
+    require_account(project, saved["environment"])
     if regions is not None:
         env = project.state.get_environment(saved["environment"])
         saved = restrict_plan_file(saved, select_regions(env, regions) or ())
@@ -409,6 +403,7 @@ def remove_command(obj: CliContext, environment: str, services: str | None, regi
     Refuses (exit 2) to remove a service whose outputs other deployed services still read
     through their parameters, unless they are removed too or --force is given."""
     project = obj.project()
+    require_account(project, environment)
     prepared = prepare_removal(project, environment, only=parse_services(services),
                                regions=select_regions(project.state.get_environment(environment),
                                                       regions), force=force)
@@ -454,6 +449,7 @@ def envs_destroy(obj: CliContext, name: str, concurrency: int | None, no_prompt:
     If a destroy fails, the environment and the records of what is still deployed are kept."""
     project = obj.project()
     project.select_environment(name)
+    require_account(project, name)
     human = ui.make_console()
     destroy_all(obj, prepare_removal(project, name), concurrency, lock_timeout, no_prompt, human,
                 kept=f"environment {name} is kept: some services are still deployed")
@@ -527,6 +523,7 @@ def envs_destroy_replicate(obj: CliContext, name: str, region: str, concurrency:
     If a destroy fails, the region and the records of what is still deployed are kept."""
     project = obj.project()
     project.select_environment(name)
+    require_account(project, name)
     _, region = removable_region(project.state, name, region)  # before anything is destroyed
     human = ui.make_console()
     destroy_all(obj, prepare_removal(project, name, regions={region}), concurrency, lock_timeout,
