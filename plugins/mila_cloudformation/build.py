@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from mila.errors import DeployError
+from mila.private import private_dirs
 
 from .packaging import _entries, _get
 from .plugin import builder_version
@@ -218,6 +219,7 @@ class BuildCache:
                 return final / "artifact"
             temp = self.folder / f".{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
             try:
+                private_dirs(self.folder, self.folder)  # like everything under .mila
                 (temp / "artifact").mkdir(parents=True)
                 (temp / "scratch").mkdir()
                 build(temp / "artifact", temp / "scratch")

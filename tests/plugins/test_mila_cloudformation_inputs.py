@@ -199,3 +199,16 @@ def test_a_local_node_modules_of_an_npm_build_is_no_input(tmp_path) -> None:
     assert checksums(root) == before
     (root / "services/web/src/app.js").write_text("exports.h = 2\n")
     assert checksums(root) != before
+
+
+def test_a_cached_scan_follows_template_edits(tmp_path) -> None:
+    root = make_repo(tmp_path)
+    project = load_project(root, environ={"MILA_PLUGINS": ""})
+    ws = project.graph["s1"]
+    first = packaged_files(ws, root)
+    assert list((root / ".mila/cache/inputs").glob("*.json"))  # the scan is kept
+    assert packaged_files(ws, root) == first  # and used
+    template = root / "services/s1/template.yaml"
+    template.write_text(template.read_text().replace("../../shared/lib", "../../shared/child"))
+    rels = {p.relative_to(root).as_posix() for p in packaged_files(ws, root)}
+    assert "shared/child/c.py" in rels and "shared/lib/a.py" not in rels
