@@ -431,7 +431,8 @@ def test_files_under_dot_mila_are_private(shop, run_mila) -> None:
     mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
     assert mode(mila_dir) == 0o700
     assert mode(mila_dir / "logs") == mode(mila_dir / "logs" / "dev") == 0o700
-    logs = list((mila_dir / "logs" / "dev").iterdir())
-    assert logs and {mode(p) for p in logs} == {0o600}
+    logs = list((mila_dir / "logs" / "dev").rglob("*.log"))
+    assert len(logs) >= 2 and {mode(p) for p in logs} == {0o600}  # the last and the kept one
+    assert {mode(p) for p in (mila_dir / "logs").rglob("*") if p.is_dir()} == {0o700}
     db = [p for p in mila_dir.iterdir() if p.name.startswith("state.db")]
     assert db and {mode(p) for p in db} == {0o600}
