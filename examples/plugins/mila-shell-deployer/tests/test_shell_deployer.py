@@ -1,5 +1,9 @@
-"""The ``shell`` deployer through the real ``mila`` console script (found by its entry point),
-on the ``local`` state backend: no AWS, no sandbox."""
+"""The ``shell`` deployer through mila's CLI on the ``local`` state backend: no AWS, no sandbox.
+
+The projects are built and run with mila's pytester (the ``mila_project`` and ``run_mila``
+fixtures of mila's pytest plugin): the CLI in-process, the plugin found by its entry point as a
+user's ``pip install mila-shell-deployer`` would. One test runs the real ``mila`` console script
+too, to prove the installed command finds it."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +23,7 @@ from mila_shell_deployer.deployer import ShellDeployer, expand
 from mila.errors import DeployError
 from mila.model import Action, ActionKind, Environment, Workspace, frozen_mapping
 from mila.protocols import DeployContext
+from mila.testing.project import MilaResult, ProjectFactory
 
 MILA = shutil.which("mila", path=str(Path(sys.executable).parent)) or "mila"
 
@@ -44,72 +50,81 @@ destroy = 'echo destroyed api >> "$MILA_ROOT/destroyed-${region}.txt"'
 '''
 
 
-def mila(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    # no AWS at all: the local backend needs none, and nothing may reach for EC2 metadata
-    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=os.devnull,
-               AWS_SHARED_CREDENTIALS_FILE=os.devnull, NO_COLOR="1")
-    result = subprocess.run([MILA, "-C", str(project), *args], capture_output=True, text=True,
-                            env=env, timeout=120)
-    if check and result.returncode != 0:
-        raise AssertionError(f"mila {' '.join(args)} exited {result.returncode}:\n"
-                             f"{result.stdout}\n{result.stderr}")
-    return result
+#: no AWS at all: the local backend needs none, and nothing may reach for EC2 metadata
+NO_AWS: dict[str, str | None] = {"AWS_EC2_METADATA_DISABLED": "true",
+                                 "AWS_CONFIG_FILE": os.devnull,
+                                 "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "NO_COLOR": "1"}
+
+Mila = Callable[..., MilaResult]
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    (tmp_path / "mila.toml").write_text(
-        '[project]\nname = "demo"\ndefault_region = "eu-west-1"\nworkspaces = ["services/*"]\n\n'
-        '[state]\nbackend = "local"\n', encoding="utf-8")
-    for name, config in (("shared", SHARED), ("api", API)):
-        (tmp_path / "services" / name).mkdir(parents=True)
-        (tmp_path / "services" / name / "mila.toml").write_text(config, encoding="utf-8")
-    (tmp_path / "services" / "api" / "handler.sh").write_text("echo v1\n", encoding="utf-8")
-    (tmp_path / "envs").mkdir()
-    (tmp_path / "envs" / ".env").write_text("GREETING=hello\n", encoding="utf-8")
-    (tmp_path / "services" / "api" / "envs").mkdir()
-    (tmp_path / "services" / "api" / "envs" / ".env.dev").write_text(
-        "TABLE=orders-${env}-${region}\n", encoding="utf-8")
-    return tmp_path
+def mila(run_mila: Mila) -> Mila:
+    """``run_mila`` without AWS credentials, failing the test on a non-zero exit unless
+    ``check=False``."""
+
+    def run(*args: str, check: bool = True) -> MilaResult:
+        env = {**{k: None for k in os.environ if k.startswith("AWS_")}, **NO_AWS}
+        result = run_mila(*args, env=env)
+        if check and result.exit_code != 0:
+            raise AssertionError(f"mila {' '.join(args)} exited {result.exit_code}:\n"
+                                 f"{result.output}")
+        return result
+
+    return run
 
 
-def plan(project: Path) -> dict[tuple[str, str], str]:
-    doc = json.loads(mila(project, "deploy", "-e", "dev", "--json", "--only-prompt").stdout)
+@pytest.fixture
+def project(mila_project: ProjectFactory) -> Path:
+    mila_project.root_config(name="demo", workspaces=["services/*"], backend="local")
+    mila_project.service("shared", SHARED.removeprefix("[service]\n"))
+    mila_project.service("api", API.removeprefix("[service]\n"), files={"handler.sh": "echo v1\n"})
+    mila_project.write("envs/.env", "GREETING=hello\n")
+    mila_project.write("services/api/envs/.env.dev", "TABLE=orders-${env}-${region}\n")
+    return mila_project.root
+
+
+def plan(mila: Mila) -> dict[tuple[str, str], str]:
+    doc = mila("deploy", "-e", "dev", "--json", "--only-prompt").json
     return {(a["service"], a["region"]): a["action"] for a in doc["actions"]}
 
 
 def test_mila_plugins_lists_the_shell_deployer(project: Path) -> None:
-    plugins = json.loads(mila(project, "plugins", "--json").stdout)
-    (ours,) = [p for p in plugins if p["name"] == "shell-deployer"]
+    """Through the installed ``mila`` console script, as a user runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    result = subprocess.run([MILA, "-C", str(project), "plugins", "--json"], capture_output=True,
+                            text=True, env={**env, "AWS_EC2_METADATA_DISABLED": "true"},
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    (ours,) = [p for p in json.loads(result.stdout) if p["name"] == "shell-deployer"]
     assert ours["distribution"] == "mila-shell-deployer"
     assert ours["registers"] == {"deployer": ["shell"]}
     assert ours["hooks"] == ["mila_deployers"]
 
 
-def test_mila_info_classifies_shell_workspaces_as_services(project: Path) -> None:
+def test_mila_info_classifies_shell_workspaces_as_services(project: Path, mila: Mila) -> None:
     (project / "services" / "docs").mkdir()  # no mila.toml, no template: a package
     (project / "services" / "docs" / "README.md").write_text("x", encoding="utf-8")
-    out = mila(project, "info").stdout
+    out = mila("info").stdout
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
     assert rows["api"][1:3] == ["service", "shell"]
     assert rows["shared"][1:3] == ["service", "shell"]
     assert rows["docs"][1] == "package"
 
 
-def test_unknown_service_key_is_refused(project: Path) -> None:
+def test_unknown_service_key_is_refused(project: Path, mila: Mila) -> None:
     config = project / "services" / "api" / "mila.toml"
     config.write_text(API.replace("[service]\n", '[service]\ndeploi = "typo"\n'), encoding="utf-8")
-    result = mila(project, "info", check=False)
-    assert result.returncode == 2
+    result = mila("info", check=False)
+    assert result.exit_code == 2
     assert "deploi" in result.stderr and "deploy" in result.stderr
 
 
-def test_deploy_redeploy_fail_and_remove(project: Path) -> None:
-    mila(project, "init")
-    mila(project, "envs", "create", "dev", "--regions", "eu-west-1,us-east-1")
-    assert set(plan(project).values()) == {"first_deploy"}
-    mila(project, "deploy", "-e", "dev", "--no-prompt")
+def test_deploy_redeploy_fail_and_remove(project: Path, mila: Mila) -> None:
+    mila("init")
+    mila("envs", "create", "dev", "--regions", "eu-west-1,us-east-1")
+    assert set(plan(mila).values()) == {"first_deploy"}
+    mila("deploy", "-e", "dev", "--no-prompt")
 
     # variables: the action's, the parameters, every dependency output
     env = dict(line.split("=", 1) for line in
@@ -124,7 +139,7 @@ def test_deploy_redeploy_fail_and_remove(project: Path) -> None:
     assert env["TABLE"] == "orders-dev-us-east-1" and env["GREETING"] == "hello"
 
     # outputs recorded per region, ${shared.Url} substituted in the command
-    described = json.loads(mila(project, "envs", "describe", "dev", "--json").stdout)
+    described = mila("envs", "describe", "dev", "--json").json
     outputs = {(r["service"], r["region"]): r["outputs"] for r in described["records"]}
     assert outputs[("api", "eu-west-1")] == {"Endpoint": "https://eu-west-1.example.com/dev/api"}
     assert outputs[("shared", "us-east-1")]["Url"] == "https://us-east-1.example.com/dev"
@@ -132,9 +147,9 @@ def test_deploy_redeploy_fail_and_remove(project: Path) -> None:
     log = (project / ".mila" / "logs" / "dev" / "api.eu-west-1.log").read_text(encoding="utf-8")
     assert f"home is {Path.home()}" in log or f"home is {os.environ.get('HOME')}" in log
 
-    assert set(plan(project).values()) == {"no_changes"}
+    assert set(plan(mila).values()) == {"no_changes"}
     (project / "services" / "api" / "handler.sh").write_text("echo v2\n", encoding="utf-8")
-    assert plan(project) == {("api", "eu-west-1"): "deploy", ("api", "us-east-1"): "deploy",
+    assert plan(mila) == {("api", "eu-west-1"): "deploy", ("api", "us-east-1"): "deploy",
                              ("shared", "eu-west-1"): "no_changes",
                              ("shared", "us-east-1"): "no_changes"}
 
@@ -143,36 +158,36 @@ def test_deploy_redeploy_fail_and_remove(project: Path) -> None:
     config.write_text(API.replace('echo "home is ${HOME}"',
                                   'echo "step one"; echo "boom: no credentials" >&2; exit 7'),
                       encoding="utf-8")
-    failed = mila(project, "deploy", "-e", "dev", "--no-prompt", check=False)
-    assert failed.returncode == 1, failed.stderr
-    shown = failed.stdout + failed.stderr
+    failed = mila("deploy", "-e", "dev", "--no-prompt", check=False)
+    assert failed.exit_code == 1, failed.output
+    shown = failed.output
     assert "exited with code 7" in shown and "boom: no credentials" in shown
-    assert set(plan(project).values()) == {"deploy", "no_changes"}
+    assert set(plan(mila).values()) == {"deploy", "no_changes"}
 
     # remove: destroy commands run, dependents first
-    mila(project, "remove", "-e", "dev", "--no-prompt")
+    mila("remove", "-e", "dev", "--no-prompt")
     assert (project / "destroyed-eu-west-1.txt").read_text(encoding="utf-8").splitlines() == \
         ["destroyed api", "destroyed"]
-    assert json.loads(mila(project, "envs", "describe", "dev", "--json").stdout)["records"] == []
+    assert mila("envs", "describe", "dev", "--json").json["records"] == []
 
 
 def test_a_service_whose_folder_is_gone_is_destroyed_by_its_recorded_command(
-        project: Path) -> None:
+        project: Path, mila: Mila) -> None:
     """The deploy keeps the destroy command in the record's data (DeployResult.data); mila
     hands it back once the folder is deleted, and the command runs in the project's root."""
-    mila(project, "init")
-    mila(project, "envs", "create", "dev", "--regions", "eu-west-1")
-    mila(project, "deploy", "-e", "dev", "--no-prompt")
-    described = json.loads(mila(project, "envs", "describe", "dev", "--json").stdout)
+    mila("init")
+    mila("envs", "create", "dev", "--regions", "eu-west-1")
+    mila("deploy", "-e", "dev", "--no-prompt")
+    described = mila("envs", "describe", "dev", "--json").json
     data = {r["service"]: r["data"] for r in described["records"]}
     assert data["api"]["destroy"].startswith("echo destroyed api")
     assert data["api"]["timeout_minutes"] == 60
 
     shutil.rmtree(project / "services" / "api")
-    assert plan(project)[("api", "eu-west-1")] == "destroy"
-    mila(project, "deploy", "-e", "dev", "--no-prompt")
+    assert plan(mila)[("api", "eu-west-1")] == "destroy"
+    mila("deploy", "-e", "dev", "--no-prompt")
     assert (project / "destroyed-eu-west-1.txt").read_text(encoding="utf-8") == "destroyed api\n"
-    records = json.loads(mila(project, "envs", "describe", "dev", "--json").stdout)["records"]
+    records = mila("envs", "describe", "dev", "--json").json["records"]
     assert [r["service"] for r in records] == ["shared"]
 
 
