@@ -48,7 +48,7 @@ EXIT_TERMINATED = ExitCode.TERMINATED
 class MilaError(Exception):
     """Base class: ``str(error)`` is the message for the user; ``exit_code`` ends the CLI."""
 
-    exit_code = EXIT_USAGE
+    exit_code: int = EXIT_USAGE
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -156,6 +156,23 @@ class ActionStale(MilaError):
     deployed another checksum, or destroyed it): it writes nothing."""
 
     exit_code = EXIT_FAILED
+
+
+class Reported(MilaError):
+    """Ends the command with ``exit_code`` once its own output has said why (the failures of a
+    run listed, a plan with changes under ``--detailed-exitcode``, a variable that cannot be
+    resolved shown): the CLI prints nothing more."""
+
+    def __init__(self, exit_code: int, message: str = "") -> None:
+        super().__init__(message or f"exit code {int(exit_code)}")
+        self.exit_code = exit_code
+
+
+class Declined(Reported):
+    """The user answered no to the confirmation: nothing was done (exit 1)."""
+
+    def __init__(self, message: str = "declined") -> None:
+        super().__init__(EXIT_FAILED, message)
 
 
 class Interrupted(MilaError):

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from mila.cli.main import CliContext, cli, pass_cli
-from mila.errors import EXIT_FAILED
+from mila.errors import EXIT_FAILED, Reported
 from mila.model import Status
 from mila.orchestrator import MAX_CONCURRENCY, default_concurrency
 
@@ -53,7 +53,7 @@ def build_command(obj: CliContext, environment: str | None, selection: str | Non
 
     report = build(project, only, concurrency or default_concurrency(), on_finish=finished)
     if not report.ok:
-        raise SystemExit(EXIT_FAILED)
+        raise Reported(EXIT_FAILED, "a build failed")
 
 
 @cli.group("cache")

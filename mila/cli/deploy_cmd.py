@@ -43,7 +43,9 @@ from mila.environments import (
 from mila.errors import (
     EXIT_CHANGES,
     EXIT_FAILED,
+    Declined,
     MilaError,
+    Reported,
 )
 from mila.locks import DEFAULT_TIMEOUT
 from mila.model import ActionKind, Status
@@ -197,7 +199,7 @@ def exit_for(report: RunReport) -> None:
     1 on any failure."""
     code = run_status(report)[1]
     if code:
-        raise SystemExit(code)
+        raise Reported(code, f"run status: {run_status(report)[0]}")
 
 
 def execute_with_progress(obj: CliContext, prepared: Prepared, concurrency: int | None,
@@ -328,11 +330,11 @@ def deploy_command(obj: CliContext, environment: str, services: str | None, regi
         return
     if only_prompt:
         if detailed_exitcode and prepared.plan.has_changes:
-            raise SystemExit(EXIT_CHANGES)
+            raise Reported(EXIT_CHANGES, "the plan has changes")
         return
     if prepared.plan.has_changes and not confirm(prepared, no_prompt):
         human.print("cancelled; nothing was deployed", markup=False)
-        raise SystemExit(EXIT_FAILED)
+        raise Declined("cancelled; nothing was deployed")
     run_plan(obj, prepared, concurrency, lock_timeout, disable_rollback, human,
              "deploy" if as_json else None)
 
@@ -378,7 +380,7 @@ def apply_command(obj: CliContext, plan_file: Path, regions: str | None,
     render_plan(human, prepared)
     if prepared.plan.has_changes and not confirm(prepared, no_prompt):
         human.print("cancelled; nothing was deployed", markup=False)
-        raise SystemExit(EXIT_FAILED)
+        raise Declined("cancelled; nothing was deployed")
     run_plan(obj, prepared, concurrency, lock_timeout, disable_rollback, human,
              "apply" if as_json else None)
 
@@ -416,7 +418,7 @@ def remove_command(obj: CliContext, environment: str, services: str | None, regi
         return
     if prepared.plan.has_changes and not confirm(prepared, no_prompt):
         human.print("cancelled; nothing was destroyed", markup=False)
-        raise SystemExit(EXIT_FAILED)
+        raise Declined("cancelled; nothing was destroyed")
     run_plan(obj, prepared, concurrency, lock_timeout, False, human,
              "remove" if as_json else None)
 
@@ -466,12 +468,12 @@ def destroy_all(obj: CliContext, prepared: Prepared, concurrency: int | None, lo
         return
     if not confirm(prepared, no_prompt):
         human.print("cancelled; nothing was destroyed", markup=False)
-        raise SystemExit(EXIT_FAILED)
+        raise Declined("cancelled; nothing was destroyed")
     report = execute_with_progress(obj, prepared, concurrency, lock_timeout, False, human)
     if report is not None and not report.ok:
         human.print(kept, markup=False)
         exit_for(report)
-        raise SystemExit(EXIT_FAILED)
+        raise Reported(EXIT_FAILED, kept)
 
 
 @envs_group.command("create-replicate")
@@ -507,7 +509,7 @@ def envs_create_replicate(obj: CliContext, name: str, region: str, concurrency: 
         return
     if done.report is None:
         human.print("cancelled; nothing was deployed", markup=False)
-        raise SystemExit(EXIT_FAILED)
+        raise Declined("cancelled; nothing was deployed")
     exit_for(done.report)
 
 

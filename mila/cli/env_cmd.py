@@ -11,7 +11,7 @@ from mila import ui
 from mila.cli.main import CliContext, cli, pass_cli
 from mila.cli.options import env_option, regions_option, services_option
 from mila.deploy import parse_services
-from mila.errors import EXIT_USAGE
+from mila.errors import EXIT_USAGE, Reported
 from mila.names import check_services
 from mila.scope import select_regions
 from mila.variables import VariableResolver, VariableView, show_variables
@@ -59,4 +59,5 @@ def env_show(obj: CliContext, environment: str, services: str | None, regions: s
                  v.value if v.error is None else f"error: {v.error}", v.source) for v in views]
         ui.echo(ui.table(["service", "region", "variable", "value", "from"], rows))
     if any(v.error for v in views):
-        raise SystemExit(EXIT_USAGE)  # a plan would be refused: say so to scripts too
+        # a plan would be refused: say so to scripts too
+        raise Reported(EXIT_USAGE, "a variable cannot be resolved")

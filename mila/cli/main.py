@@ -15,7 +15,14 @@ from typing import Any
 import click
 
 from mila import __version__
-from mila.errors import EXIT_INTERRUPTED, EXIT_USAGE, MilaError, ProjectNotFound, Terminated
+from mila.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    MilaError,
+    ProjectNotFound,
+    Reported,
+    Terminated,
+)
 from mila.logs import configure_logging
 
 
@@ -199,6 +206,8 @@ class MilaGroup(click.Group):
         try:
             with terminate_as_interrupt():
                 return super().invoke(ctx)
+        except Reported as exc:  # the command's output said why
+            ctx.exit(exc.exit_code)
         except MilaError as exc:
             obj = ctx.find_object(CliContext)
             report_error(with_suggestions(exc, obj), obj.verbose if obj else 0)
