@@ -49,8 +49,8 @@ from mila.errors import DeployError, MilaError
 from mila.model import Action, DeployResult, Finding, Workspace
 from mila.protocols import DeployContext
 
+from . import NAME, VERSION
 from .assembly import Assembly, Stack, read_assembly, rewrite
-from .plugin import NAME, VERSION
 
 TOOL = Tool(("cdk",), "aws-cdk", NAME)
 TAG_STACK = "mila:cdk-stack"

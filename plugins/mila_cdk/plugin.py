@@ -19,13 +19,11 @@ from mila import hookimpl
 from mila.config import ProjectConfig
 from mila.model import Workspace
 from mila.protocols import DeployerType
+from mila_cdk import NAME, VERSION
 
 if TYPE_CHECKING:
     from .deployer import CdkDeployer
 
-#: goes into every CDK service's checksum: a new version redeploys
-VERSION = "1"
-NAME = "cdk"
 CONFIG_KEYS = frozenset({"capabilities", "tags", "termination_protection"})
 
 

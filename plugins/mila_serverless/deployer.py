@@ -48,8 +48,8 @@ from mila.errors import DeployError, MilaError
 from mila.model import Action, Finding, Workspace
 from mila.protocols import DeployContext
 
+from . import NAME, VERSION, config_file
 from . import config as sls_config
-from .plugin import NAME, VERSION, config_file
 
 TOOL = Tool(("osls", "serverless", "sls"), "osls", NAME)
 TEMPLATE_FILE = "cloudformation-template-update-stack.json"

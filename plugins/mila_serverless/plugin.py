@@ -27,19 +27,14 @@ from mila import hookimpl
 from mila.config import ProjectConfig
 from mila.model import Workspace
 from mila.protocols import DeployerType
+from mila_serverless import CONFIG_FILES, NAME, VERSION, config_file
 
 if TYPE_CHECKING:
     from .deployer import ServerlessDeployer
 
-#: goes into every serverless service's checksum: a new version redeploys
-VERSION = "1"
-NAME = "serverless"
-CONFIG_FILES = ("serverless.yml", "serverless.yaml", "serverless.ts", "serverless.js")
+__all__ = ["CONFIG_FILES", "CONFIG_KEYS", "NAME", "VERSION", "config_file", "detect"]
+
 CONFIG_KEYS = frozenset({"capabilities", "tags", "termination_protection", "stack_name", "stage"})
-
-
-def config_file(path: Path) -> Path | None:
-    return next((path / n for n in CONFIG_FILES if (path / n).is_file()), None)
 
 
 def detect(path: Path) -> bool:
