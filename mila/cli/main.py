@@ -223,7 +223,11 @@ class MilaGroup(click.Group):
 @contextlib.contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
     """SIGTERM and SIGHUP raise :class:`Terminated` (a ``KeyboardInterrupt``) in the main
-    thread, so a run stops as on Ctrl-C: actions cancelled, recorded, locks released."""
+    thread, so a run stops as on Ctrl-C: actions cancelled, recorded, locks released.
+
+    SIGINT raises ``KeyboardInterrupt`` even when mila was started with it ignored (a shell
+    starts background jobs so, and a CI runner may run its script as one): a cancelled job's
+    SIGINT must stop the run cleanly, not be lost."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -234,6 +238,7 @@ def terminate_as_interrupt() -> Iterator[None]:
     wanted = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
               if s is not None]
     previous = {s: signal.signal(s, handler) for s in wanted}
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
