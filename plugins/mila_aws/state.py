@@ -140,7 +140,7 @@ def _with_current_time(item: dict[str, Any]) -> dict[str, Any]:
     return {op: {**body, "ExpressionAttributeValues": {**values, ":now": _n(time.time())}}}
 
 
-class _Cancelled(Exception):
+class _TransactionCanceled(Exception):
     """A transaction was cancelled; ``codes[i]`` is the reason of its i-th item (``None``: ok),
     ``items[i]`` the item as it was when an item asked for ``ReturnValuesOnConditionCheckFailure``."""
 
@@ -201,7 +201,7 @@ class AwsState:
                 raise StateNotInitialized(self.location()) from None
             if code == "TransactionCanceledException":
                 reasons = exc.response.get("CancellationReasons") or []
-                raise _Cancelled([r or {} for r in reasons]) from None
+                raise _TransactionCanceled([r or {} for r in reasons]) from None
             raise StateError(f"{what} failed: {exc}") from None
         except BotoCoreError as exc:
             raise StateError(f"{what} failed: {exc}",
@@ -217,7 +217,7 @@ class AwsState:
                 with self._calls(what):
                     self._ddb().transact_write_items(TransactItems=items)
                 return
-            except _Cancelled as exc:
+            except _TransactionCanceled as exc:
                 conflict = "TransactionConflict" in exc.codes and \
                     "ConditionalCheckFailed" not in exc.codes
                 if not conflict or attempt == TRANSACT_ATTEMPTS - 1:
@@ -408,7 +408,7 @@ class AwsState:
                 {"Put": {"TableName": self.table,
                          "Item": encode_item({"pk": ENVS_PK, "sk": name, **doc})}},
             ], f"creating environment '{name}'")
-        except _Cancelled as exc:
+        except _TransactionCanceled as exc:
             if exc.failed(0):
                 existing = exc.items[0] if exc.items else None
                 if existing is not None and environment_from_dict(existing) == env:
@@ -438,7 +438,7 @@ class AwsState:
                 {"Put": {"TableName": self.table,
                          "Item": encode_item({"pk": ENVS_PK, "sk": name, **doc})}},
             ], f"updating environment '{name}'")
-        except _Cancelled:
+        except _TransactionCanceled:
             raise EnvironmentNotFound(name) from None
         return env
 
@@ -496,7 +496,7 @@ class AwsState:
                            f"{lock.region}, not {service} in {environment}/{region}")
         try:
             self._transact([self._meta_check(environment), self._holder_check(lock), item], what)
-        except _Cancelled as exc:
+        except _TransactionCanceled as exc:
             if exc.failed(0):
                 raise EnvironmentNotFound(environment) from None
             if exc.failed(1):
@@ -563,7 +563,7 @@ class AwsState:
                                          "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}],
                                f"writing history of {entry.environment}")
                 return
-            except _Cancelled as exc:
+            except _TransactionCanceled as exc:
                 if exc.failed(0):
                     raise EnvironmentNotFound(entry.environment) from None
                 if not exc.failed(1):
@@ -615,7 +615,7 @@ class AwsState:
                                          "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}],
                                f"locking {service} in {environment}/{region}")
                 return lock
-            except _Cancelled as exc:
+            except _TransactionCanceled as exc:
                 if exc.failed(0):
                     raise EnvironmentNotFound(environment) from None
                 if not exc.failed(1):
@@ -640,7 +640,7 @@ class AwsState:
                                                   ":exp": {"N": str(old["expires"])}}}}],
                     f"taking over the lock on {service} in {environment}/{region}")
                 return lock
-            except _Cancelled as exc:
+            except _TransactionCanceled as exc:
                 if exc.failed(0):
                     raise EnvironmentNotFound(environment) from None
                 # someone else took it over or released it first: look again

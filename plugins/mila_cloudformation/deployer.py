@@ -38,7 +38,6 @@ from urllib.parse import quote
 from mila.config import ProjectConfig
 from mila.errors import ConfigError, DeployError, MilaError
 from mila.model import Action, DeployResult, Finding, ResourceChange, Workspace
-from mila.parameters import resolve_parameters
 from mila.protocols import BuildContext, DeployContext
 
 from .packaging import ArtifactStore, needs_packaging, package_template
@@ -585,16 +584,9 @@ class StackDeployer:
 
     def parameters(self, action: Action, context: DeployContext, ws: Workspace,
                    template: Template) -> dict[str, str]:
-        """The service's parameters with ``${env}``, ``${region}`` and ``${service.Output}``
-        substituted (the core's resolved values win), checked against the template's."""
-        try:
-            values = resolve_parameters(ws.parameters, service=ws.name,
-                                        environment=action.environment, region=context.region,
-                                        outputs=context.dependency_outputs,
-                                        variables=context.variables)
-        except ConfigError as exc:
-            raise DeployError(exc.message, hint=exc.hint) from None
-        values.update(context.parameters)
+        """The service's parameters as the core resolved them (``context.parameters``: the
+        only resolution), checked against the template's."""
+        values = dict(context.parameters)
         problems = parameter_problems(template, values, ws)
         if problems:
             message, hint = problems[0]

@@ -16,8 +16,9 @@ import pytest
 from mila_cloudformation.deployer import StackDeployer, stack_name
 
 from mila.config import ProjectConfig, StateConfig
-from mila.errors import DeployError
+from mila.errors import ConfigError, DeployError
 from mila.model import Action, ActionKind, DeployResult, Environment, Workspace, frozen_mapping
+from mila.parameters import resolve_parameters
 from mila.protocols import DeployContext
 
 pytestmark = pytest.mark.sandbox
@@ -119,9 +120,10 @@ class Harness:
                 **options: Any) -> DeployContext:
         log = io.StringIO()
         self._last_log = log
+        parameters = resolved_parameters(ws, region, outputs or {}) if ws else {}
         return DeployContext(
             project=PROJECT, environment=Environment("dev", ("eu-west-1", "us-east-1")),
-            region=region, workspace=ws, root=self.root,
+            region=region, workspace=ws, root=self.root, parameters=frozen_mapping(parameters),
             dependency_outputs=frozen_mapping(outputs or {}),
             report=lambda phase, message="": self.reports.append((phase, message)),
             log=log, options=frozen_mapping(options))
@@ -148,6 +150,14 @@ class Harness:
     @property
     def log(self) -> str:
         return self.logs[-1] if self.logs else ""
+
+
+def resolved_parameters(ws: Workspace, region: str,
+                        outputs: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The parameters as the core resolves them for ``DeployContext.parameters`` (deployers
+    take them as they are)."""
+    return resolve_parameters(ws.parameters, service=ws.name, environment="dev", region=region,
+                              outputs=outputs)
 
 
 @pytest.fixture
@@ -348,9 +358,10 @@ def test_outputs_feed_a_dependent_stack(sandbox: Any, harness: Harness) -> None:
 
 
 def test_missing_dependency_output_is_a_clear_error(sandbox: Any, harness: Harness) -> None:
+    # the core resolves the parameters (once) before the deployer runs: the error is its
     api = harness.workspace("api", {"template.yaml": SSM_TEMPLATE},
                             parameters={"Value": "${shared.Nope}"}, depends_on=("shared",))
-    with pytest.raises(DeployError, match="'shared' has no output 'Nope'"):
+    with pytest.raises(ConfigError, match="'shared' has no output 'Nope'"):
         harness.deploy(api, outputs={"shared": {"ParamName": "x"}})
 
 
@@ -567,6 +578,7 @@ def deploy_example(tmp_path: Path, services: list[str]) -> dict[str, dict[str, s
         context = DeployContext(
             project=project.config.name, environment=Environment("dev", ("eu-west-1",)),
             region="eu-west-1", workspace=ws, root=root,
+            parameters=frozen_mapping(resolved_parameters(ws, "eu-west-1", outputs)),
             dependency_outputs=frozen_mapping({d: outputs[d] for d in ws.depends_on if d in outputs}),
             log=io.StringIO())
         result = deployer.deploy(Action("dev", name, "eu-west-1", ActionKind.FIRST_DEPLOY, "c1",

@@ -413,28 +413,27 @@ def _context(tmp_path: Path, ws: Workspace, **fields: Any) -> DeployContext:
                          region="eu-west-1", workspace=ws, root=tmp_path, **fields)
 
 
-def test_parameters_are_substituted_and_checked(tmp_path: Path) -> None:
+def test_parameters_are_the_cores_resolved_values_checked_against_the_template(
+        tmp_path: Path) -> None:
+    # the core resolves the parameters once (``context.parameters``, see
+    # tests/core/test_parameters.py); the deployer takes them as they are
     ws = Workspace("api", "services/api", "service",
                    parameters=frozen_mapping({"Name": "${env}-${region}", "Url": "${db.Url}/x"}))
     template = Template(Path("t.yaml"), "t.yaml", TEMPLATE, parse_text(TEMPLATE, "t.yaml"))
     action = Action("dev", "api", "eu-west-1", ActionKind.DEPLOY, "c", None, "cloudformation")
     deployer = StackDeployer("cloudformation", None)
-    ctx = _context(tmp_path, ws, dependency_outputs=frozen_mapping({"db": {"Url": "pg://h"}}))
-    assert deployer.parameters(action, ctx, ws, template) == {"Name": "dev-eu-west-1",
-                                                              "Url": "pg://h/x"}
-    # the core's resolved values win
-    ctx = _context(tmp_path, ws, dependency_outputs=frozen_mapping({"db": {"Url": "pg://h"}}),
-                   parameters=frozen_mapping({"Url": "given"}))
-    assert deployer.parameters(action, ctx, ws, template)["Url"] == "given"
-    with pytest.raises(DeployError, match="not a deployed dependency"):
-        deployer.parameters(action, _context(tmp_path, ws), ws, template)
+    resolved = {"Name": "dev-eu-west-1", "Url": "pg://h/x"}
+    ctx = _context(tmp_path, ws, parameters=frozen_mapping(resolved))
+    assert deployer.parameters(action, ctx, ws, template) == resolved
     extra = Workspace("api", "services/api", "service",
                       parameters=frozen_mapping({"Nope": "x"}), config_file="services/api/mila.toml")
     with pytest.raises(DeployError, match=r"Nope are set in services/api/mila.toml but not declared"):
-        deployer.parameters(action, _context(tmp_path, extra), extra, template)
+        deployer.parameters(action, _context(tmp_path, extra, parameters=frozen_mapping(
+            {**resolved, "Nope": "x"})), extra, template)
     lacking = Workspace("api", "services/api", "service", parameters=frozen_mapping({"Url": "u"}))
     with pytest.raises(DeployError, match=r"parameters Name have no default and no value") as failed:
-        deployer.parameters(action, _context(tmp_path, lacking), lacking, template)
+        deployer.parameters(action, _context(tmp_path, lacking, parameters=frozen_mapping(
+            {"Url": "u"})), lacking, template)
     assert "services/api/mila.toml" in str(failed.value.hint)
 
 
