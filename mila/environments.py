@@ -144,8 +144,8 @@ def remove_region(state: StateBackend, name: str, region: str) -> Environment:
     deployed = [r for r in state.records(name) if r.region == region]
     if deployed:
         raise StateError(_still_deployed(name, deployed, region),
-                         hint=f"remove them first (`mila envs destroy-replicate {name} {region}` "
-                              "runs their destroys once the deploy flow supports it)")
+                         hint=f"destroy them and the region with `mila envs destroy-replicate "
+                              f"{name} {region}`")
     return state.set_regions(name, tuple(r for r in env.regions if r != region))
 
 

@@ -199,7 +199,7 @@ class StateBackendContract:
 
     def test_delete_environment(self, backend: StateBackend, env: str) -> None:
         lock = self.lock(backend, env)  # a leftover lease does not keep an environment alive
-        assert lock
+        assert backend.locks(env) == [lock]
         backend.delete_environment(env)
         with pytest.raises(EnvironmentNotFound):
             backend.get_environment(env)
