@@ -136,97 +136,122 @@ def run_tasks(
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise ValueError(f"concurrency must be from 1 to {MAX_CONCURRENCY}, got {concurrency}")
     by_key = check_graph(tasks)
-    cancel = cancel or threading.Event()
-    report = RunReport()
     t0 = time.monotonic()
+    run = _Scheduler(by_key, cancel or threading.Event(), on_start, on_finish)
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="mila-action")
+    try:
+        run.schedule(pool, concurrency)
+    except KeyboardInterrupt as exc:
+        run.interrupted(exc)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    run.cancel_the_rest()
+    run.report.wall_seconds = time.monotonic() - t0
+    return run.report
 
-    dependents: dict[Hashable, list[Hashable]] = {k: [] for k in by_key}
-    waiting_on: dict[Hashable, int] = {}
-    for k, t in by_key.items():
-        waiting_on[k] = len(set(t.deps))
-        for d in set(t.deps):
-            dependents[d].append(k)
-    # Ready tasks start in the order of their keys' text, so a run is reproducible; a heap keeps
-    # that order at O(log n) per task (a list re-sorted on every completion was O(n log n)).
-    ready: list[tuple[str, int, Hashable]] = []
-    order = {k: i for i, k in enumerate(by_key)}  # ties between equal texts: insertion order
 
-    def make_ready(key: Hashable) -> None:
-        heapq.heappush(ready, (str(key), order[key], key))
+class _Scheduler:
+    """One :func:`run_tasks`: how many unfinished dependencies each task waits on, the ready
+    tasks, the running ones, and the report."""
 
-    for k, n in waiting_on.items():
-        if n == 0:
-            make_ready(k)
-    running: dict[Future[Any], Hashable] = {}
+    def __init__(self, by_key: dict[Hashable, Task], cancel: threading.Event,
+                 on_start: Callable[[Hashable], None] | None,
+                 on_finish: Callable[[Outcome], None] | None) -> None:
+        self.by_key, self.cancel = by_key, cancel
+        self.on_start, self.on_finish = on_start, on_finish
+        self.report = RunReport()
+        self.dependents: dict[Hashable, list[Hashable]] = {k: [] for k in by_key}
+        self.waiting_on: dict[Hashable, int] = {}
+        for k, t in by_key.items():
+            self.waiting_on[k] = len(set(t.deps))
+            for d in set(t.deps):
+                self.dependents[d].append(k)
+        # Ready tasks start in the order of their keys' text, so a run is reproducible; a heap
+        # keeps that order at O(log n) per task (a list re-sorted on every completion was
+        # O(n log n)).
+        self.ready: list[tuple[str, int, Hashable]] = []
+        self.order = {k: i for i, k in enumerate(by_key)}  # ties between equal texts: insertion
+        for k, n in self.waiting_on.items():
+            if n == 0:
+                self.make_ready(k)
+        self.running: dict[Future[Any], Hashable] = {}
 
-    def finish(outcome: Outcome) -> None:
-        report.outcomes[outcome.key] = outcome
-        if on_finish is not None:
-            on_finish(outcome)
+    def make_ready(self, key: Hashable) -> None:
+        heapq.heappush(self.ready, (str(key), self.order[key], key))
 
-    def skip_dependents(failed: Hashable) -> None:
-        stack = list(dependents[failed])
-        while stack:
-            k = stack.pop()
-            if k not in report.outcomes:
-                finish(Outcome(k, Status.SKIPPED, blocked_by=failed))
-                stack.extend(dependents[k])
+    def schedule(self, pool: ThreadPoolExecutor, concurrency: int) -> None:
+        """Start ready tasks up to ``concurrency``, settle each as it ends, until none is left
+        (or the run is cancelled and nothing runs)."""
+        while self.ready or self.running:
+            while self.ready and len(self.running) < concurrency and not self.cancel.is_set():
+                key = heapq.heappop(self.ready)[2]
+                self.running[pool.submit(self.work, key)] = key
+            if self.cancel.is_set() and not self.running:
+                break
+            # The timeout only bounds how late a cancel set from another thread is noticed while
+            # every running task ignores it; completions wake the scheduler at once.
+            done, _ = wait(self.running, timeout=1.0, return_when=FIRST_COMPLETED)
+            for fut in done:
+                key = self.running.pop(fut)
+                self.settle(key, fut.result())
 
-    def work(key: Hashable) -> Outcome:
+    def work(self, key: Hashable) -> Outcome:
+        """Run one task (in a worker thread); its failure is data, never a crash of the run."""
         outcome = Outcome(key, Status.SUCCEEDED, started_at=time.monotonic())
         try:
-            if on_start is not None:
-                on_start(key)
-            outcome.result = by_key[key].run(cancel)
+            if self.on_start is not None:
+                self.on_start(key)
+            outcome.result = self.by_key[key].run(self.cancel)
             if isinstance(outcome.result, Done):
                 outcome.status = Status.SKIPPED
                 outcome.message, outcome.result = outcome.result.message, outcome.result.result
         except BaseException as exc:  # a task's failure is data, never a crash of the run
             # a task that stops because the run was cancelled is cancelled, not failed
-            outcome.status = Status.CANCELLED if cancel.is_set() else Status.FAILED
+            outcome.status = Status.CANCELLED if self.cancel.is_set() else Status.FAILED
             outcome.error = exc
         outcome.ended_at = time.monotonic()
         return outcome
 
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="mila-action")
-    try:
-        while ready or running:
-            while ready and len(running) < concurrency and not cancel.is_set():
-                key = heapq.heappop(ready)[2]
-                running[pool.submit(work, key)] = key
-            if cancel.is_set() and not running:
-                break
-            # The timeout only bounds how late a cancel set from another thread is noticed while
-            # every running task ignores it; completions wake the scheduler at once.
-            done, _ = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
-            for fut in done:
-                key = running.pop(fut)
-                outcome = fut.result()
-                finish(outcome)
-                if outcome.ok:
-                    for d in dependents[key]:
-                        waiting_on[d] -= 1
-                        if waiting_on[d] == 0 and d not in report.outcomes:
-                            make_ready(d)
-                else:
-                    skip_dependents(key)
-    except KeyboardInterrupt as exc:
-        cancel.set()
-        report.signal = getattr(exc, "signum", None)
-        # let running tasks see the event and return; a second Ctrl-C abandons them
-        for fut, key in list(running.items()):
+    def settle(self, key: Hashable, outcome: Outcome) -> None:
+        """Record an ended task: its dependents get closer to ready, or are skipped."""
+        self.finish(outcome)
+        if not outcome.ok:
+            self.skip_dependents(key)
+            return
+        for d in self.dependents[key]:
+            self.waiting_on[d] -= 1
+            if self.waiting_on[d] == 0 and d not in self.report.outcomes:
+                self.make_ready(d)
+
+    def finish(self, outcome: Outcome) -> None:
+        self.report.outcomes[outcome.key] = outcome
+        if self.on_finish is not None:
+            self.on_finish(outcome)
+
+    def skip_dependents(self, failed: Hashable) -> None:
+        stack = list(self.dependents[failed])
+        while stack:
+            k = stack.pop()
+            if k not in self.report.outcomes:
+                self.finish(Outcome(k, Status.SKIPPED, blocked_by=failed))
+                stack.extend(self.dependents[k])
+
+    def interrupted(self, exc: KeyboardInterrupt) -> None:
+        """Ctrl-C (or SIGTERM/SIGHUP): cancel, and let running tasks see the event and return;
+        a second Ctrl-C abandons them."""
+        self.cancel.set()
+        self.report.signal = getattr(exc, "signum", None)
+        for fut, key in list(self.running.items()):
             try:
-                finish(fut.result())
+                self.finish(fut.result())
             except KeyboardInterrupt:
                 break
-            except Exception as exc:  # pragma: no cover - work() never raises
-                finish(Outcome(key, Status.FAILED, error=exc))
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-    if cancel.is_set():
-        report.cancelled = True
-        for k in by_key:
-            if k not in report.outcomes:
-                finish(Outcome(k, Status.CANCELLED))
-    report.wall_seconds = time.monotonic() - t0
-    return report
+            except Exception as error:  # pragma: no cover - work() never raises
+                self.finish(Outcome(key, Status.FAILED, error=error))
+
+    def cancel_the_rest(self) -> None:
+        if self.cancel.is_set():
+            self.report.cancelled = True
+            for k in self.by_key:
+                if k not in self.report.outcomes:
+                    self.finish(Outcome(k, Status.CANCELLED))
