@@ -42,7 +42,9 @@ def mila_hashers() -> Sequence[HasherType]:
 
     The first hasher whose ``applies(root)`` is true, in ``priority`` order, enumerates and
     digests the project's files. Built-ins: ``git`` (priority 10, needs a git work tree) and
-    ``fs`` (priority 1000, any folder).
+    ``fs`` (priority 1000, any folder). A digest is the file's identity, what packaging ships
+    (content, executable bit, a symlink's target and what it reaches): the same tree gets the
+    same digests from every hasher (see :class:`mila.protocols.Hasher`).
     """
 
 
