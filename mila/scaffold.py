@@ -52,9 +52,10 @@ def check(answers: NewProject) -> None:
 
 def files(answers: NewProject) -> dict[str, str]:
     """Relative path → content."""
-    svc, pkg = answers.service, answers.package
-    svc_mod, pkg_mod = svc.replace("-", "_"), pkg.replace("-", "_")
-    function = "".join(part.title() for part in svc.split("-")) + "Function"
+    return {**_root_files(answers), **_service_files(answers), **_package_files(answers)}
+
+
+def _root_files(answers: NewProject) -> dict[str, str]:
     return {
         "mila.toml": f'''# Created by `mila new`; every key is described in the docs (Configuration).
 [project]
@@ -66,6 +67,14 @@ workspaces = ["packages/*", "services/*"]
 backend = "{answers.state}"{STATE_NOTES[answers.state]}
 ''',
         ".gitignore": ".mila/\n__pycache__/\n.aws-sam/\n",
+    }
+
+
+def _service_files(answers: NewProject) -> dict[str, str]:
+    svc, pkg = answers.service, answers.package
+    svc_mod, pkg_mod = svc.replace("-", "_"), pkg.replace("-", "_")
+    function = "".join(part.title() for part in svc.split("-")) + "Function"
+    return {
         f"services/{svc}/mila.toml": f'''# A SAM service (detected from the Transform in template.yaml); it
 # uses the package {pkg} (declared in pyproject.toml): changing {pkg} redeploys it.
 [service]
@@ -107,6 +116,13 @@ Outputs:
 def handler(event, context):
     return {{"statusCode": 200, "body": greeting("{svc}")}}
 ''',
+    }
+
+
+def _package_files(answers: NewProject) -> dict[str, str]:
+    pkg = answers.package
+    pkg_mod = pkg.replace("-", "_")
+    return {
         f"packages/{pkg}/pyproject.toml": f'''[build-system]
 requires = ["setuptools>=68"]
 build-backend = "setuptools.build_meta"
