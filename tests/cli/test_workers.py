@@ -35,8 +35,10 @@ def planned(request, project, run_mila, monkeypatch):
     if request.param == "aws":
         request.getfixturevalue("sandbox")
     monkeypatch.setenv("MILA_PLUGINS", "mila_fake_deployer")
+    # A short lease, so a killed worker's actions are taken over soon; not so short that a
+    # heartbeat starved on a loaded machine loses a live worker's lock.
     project.root_config(workspaces=["services/*"], backend=request.param,
-                        extra="lock_lease_seconds = 3\n")
+                        extra="lock_lease_seconds = 8\n")
     for name in BASE:
         project.service(name, 'deployer = "fake"\nsleep = 0.3\n')
     for i, name in enumerate(MID):
