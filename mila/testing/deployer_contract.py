@@ -11,7 +11,9 @@ A deployer (built-in or third-party) proves it keeps the contract by subclassing
 ``exists(stack_name, region, root)``
     Whether the stack (or whatever the deployer creates) exists now.
 
-Optional: ``settings`` (the service's ``[service]`` table, e.g. ``{"deployer": "zip"}``),
+Optional: ``invalid_service_files()`` (files the deployer's ``validate`` must refuse, for a
+deployer that has ``validate``), ``settings`` (the service's ``[service]`` table, e.g.
+``{"deployer": "zip"}``),
 ``region``, ``cancel_grace_seconds``, and ``destroys_without_folder = False`` for a deployer
 that cannot destroy a service whose folder is gone (``context.workspace`` is ``None``; say so
 in its docs)::
@@ -63,6 +65,8 @@ from mila.model import (
     ActionKind,
     DeployResult,
     Environment,
+    Finding,
+    ResourceChange,
     Workspace,
     WorkspaceKind,
     frozen_mapping,
@@ -98,6 +102,10 @@ class DeployerContract:
 
     def exists(self, stack_name: str, region: str, root: Path) -> bool:
         raise NotImplementedError("override exists(stack_name, region, root)")
+
+    def invalid_service_files(self) -> Mapping[str, str] | None:
+        """Files ``validate`` must refuse (``None``: not checked)."""
+        return None
 
     # ---------------------------------------------------------------- harness
 
@@ -227,3 +235,46 @@ class DeployerContract:
         out, _ = capfd.readouterr()
         assert out == "", f"a deployer never prints (use context.report/context.log): {out!r}"
         assert all(isinstance(p, str) and isinstance(m, str) for p, m in reports)
+
+    # ---------------------------------------------------------------- optional members
+
+    def _action(self, deployer: Deployer, kind: ActionKind, checksum: str) -> Action:
+        return Action(self.environment.name, self.service, self.region, kind, checksum, None,
+                      deployer.name)
+
+    def test_validate_accepts_the_service_and_refuses_an_invalid_one(self, deployer: Deployer,
+                                                                       root: Path) -> None:
+        validate = getattr(deployer, "validate", None)
+        if validate is None:
+            pytest.skip("this deployer has no validate")
+        ws = self.write_service(root, 1)
+        action = self._action(deployer, ActionKind.FIRST_DEPLOY, "c1")
+        findings = list(validate(action, self.context(root, ws)))
+        assert all(isinstance(f, Finding) for f in findings)
+        assert [f for f in findings if f.severity == "error"] == [], findings
+        invalid = self.invalid_service_files()
+        if invalid is None:
+            return
+        folder = root / "services" / self.service
+        for rel, content in invalid.items():
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / rel).write_text(textwrap.dedent(content))
+        try:
+            findings = list(validate(action, self.context(root, ws)))
+        except MilaError:
+            return  # one error, raised: as good as a Finding
+        assert any(f.severity == "error" for f in findings), findings
+
+    def test_describe_changes_reports_an_edit_and_changes_nothing(self, deployer: Deployer,
+                                                                  root: Path) -> None:
+        describe = getattr(deployer, "describe_changes", None)
+        if describe is None:
+            pytest.skip("this deployer has no describe_changes")
+        first = self.deploy(deployer, root, 1, "c1")
+        ws = self.write_service(root, 2)
+        changes = list(describe(self._action(deployer, ActionKind.DEPLOY, "c2"),
+                                self.context(root, ws)))
+        assert changes, "an edited service has at least one resource change"
+        assert all(isinstance(c, ResourceChange) for c in changes)
+        assert self.deploy(deployer, root, 2, "c2").changed, "describing changed nothing"
+        assert self.exists(first.stack_name or "", self.region, root)

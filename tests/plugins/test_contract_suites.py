@@ -87,6 +87,11 @@ class TestCloudFormationDeployer(DeployerContract):
     def service_files(self, version: int) -> dict[str, str]:
         return {"template.yaml": TEMPLATE.format(version=version)}
 
+    def invalid_service_files(self) -> dict[str, str]:
+        # a resource type CloudFormation does not have: cfn-lint's E3006
+        return {"template.yaml": TEMPLATE.format(version=1).replace("AWS::SNS::Topic",
+                                                                    "AWS::SNS::Topik")}
+
     def exists(self, stack_name: str, region: str, root: Path) -> bool:
         from botocore.exceptions import ClientError
         from mila_aws.session import client

@@ -515,3 +515,29 @@ def test_nested_stack_outputs(plain: SandboxHandle, sandbox: SandboxHandle) -> N
     cfn = sandbox.client("cloudformation")
     cfn.delete_stack(StackName="parent")
     assert sandbox.client("sqs").list_queues().get("QueueUrls", []) == []
+
+
+def _topic_with_default(version: str) -> dict[str, Any]:
+    return {"Parameters": {"Version": {"Type": "String", "Default": version}},
+            "Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Properties": {
+                "TopicName": {"Fn::Sub": "orders-${Version}"}}}},
+            "Outputs": {"Arn": {"Value": {"Ref": "Topic"}}}}
+
+
+def changes_after_a_new_default(handle: SandboxHandle) -> Any:
+    deploy(handle, "topics", _topic_with_default("1"), "CREATE")
+    described = change_set(handle, "topics", _topic_with_default("2"), "UPDATE", name="deploy-2")
+    return [c["ResourceChange"] for c in described["Changes"]]
+
+
+def test_a_new_parameter_default_modifies_what_reaches_it(plain: SandboxHandle,
+                                                          sandbox: SandboxHandle) -> None:
+    """AWS: a change set whose template gives a parameter a new Default re-evaluates every
+    resource reaching it (here through !Sub, on a create-only property: a replacement)."""
+    assert outcome(lambda: changes_after_a_new_default(plain)) == []  # moto: "no changes"
+    [change] = changes_after_a_new_default(sandbox)
+    assert (change["Action"], change["LogicalResourceId"], change["Replacement"]) == \
+        ("Modify", "Topic", "True")
+    assert change["Details"] == [{
+        "Target": {"Attribute": "Properties", "Name": "TopicName", "RequiresRecreation": "Always"},
+        "Evaluation": "Static", "ChangeSource": "ParameterReference", "CausingEntity": "Version"}]
