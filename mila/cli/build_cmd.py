@@ -22,7 +22,7 @@ from mila.orchestrator import MAX_CONCURRENCY, default_concurrency
 @click.option("-s", "--services", "selection", metavar="A,B",
               help="Only these services (and what they depend on is not built unless named).")
 @click.option("-c", "--concurrency", type=click.IntRange(1, MAX_CONCURRENCY), default=None,
-              help="Builds at once (default: half the threads).")
+              help="Builds at once (default: half the threads, at least 4).")
 @pass_cli
 def build_command(obj: CliContext, environment: str | None, selection: str | None,
                   concurrency: int | None) -> None:

@@ -256,8 +256,8 @@ def json_result_option(f: Any) -> Any:
     return click.option(
         "--json", "as_json", is_flag=True,
         help="Print one JSON result document on stdout when done: every action's status, "
-             "duration, outputs, error and log, and the plan (see docs/json-output.md); with "
-             "--only-prompt, the plan only. Tables and progress go to stderr.")(f)
+             "duration, outputs, error and log, and the plan (see docs/json-output.md). "
+             "Tables and progress go to stderr.")(f)
 
 
 def deploy_options(f: Any) -> Any:
@@ -278,7 +278,8 @@ def deploy_options(f: Any) -> Any:
 @regions_option()
 @deploy_options
 @click.option("--only-prompt", "--on-prompt", "only_prompt", is_flag=True,
-              help="Print the plan and exit (--on-prompt is accepted too).")
+              help="Print the plan and exit (--on-prompt is accepted too); with --json, "
+                   "the plan as JSON.")
 @click.option("--detailed-exitcode", is_flag=True,
               help="With --only-prompt: exit 0 when nothing would change, 4 when something "
                    "would.")
