@@ -161,13 +161,14 @@ def render_diffs(console: Console, prepared: Prepared) -> None:
             console.print(f"  {change}", markup=False, style=style)
 
 
-def confirm(prepared: Prepared, no_prompt: bool) -> bool:
+def confirm(prepared: Prepared, no_prompt: bool, *, only_prompt: bool = False) -> bool:
+    """Ask whether to go ahead; ``only_prompt``: the command has --only-prompt (the hint names it)."""
     if no_prompt:
         return True
     if not stdin_is_terminal():
+        alternative = ", or --only-prompt to print the plan only" if only_prompt else ""
         raise MilaError("no terminal to confirm the plan",
-                        hint="pass --no-prompt to deploy without confirmation (CI), or "
-                             "--only-prompt to print the plan only")
+                        hint=f"pass --no-prompt to go ahead without confirmation (CI){alternative}")
     destroys = prepared.plan.count(ActionKind.DESTROY)
     question = "Apply this plan?" + (f" It DESTROYS {destroys} stack(s)." if destroys else "")
     return click.confirm(question, default=not destroys, err=True)
@@ -333,7 +334,7 @@ def deploy_command(obj: CliContext, environment: str, services: str | None, regi
         if detailed_exitcode and prepared.plan.has_changes:
             raise Reported(EXIT_CHANGES, "the plan has changes")
         return
-    if prepared.plan.has_changes and not confirm(prepared, no_prompt):
+    if prepared.plan.has_changes and not confirm(prepared, no_prompt, only_prompt=True):
         human.print("cancelled; nothing was deployed", markup=False)
         raise Declined("cancelled; nothing was deployed")
     run_plan(obj, prepared, concurrency, lock_timeout, disable_rollback, human,

@@ -188,6 +188,9 @@ def test_plan_file_is_applied_exactly_or_refused_when_stale(shop, run_mila, tmp_
     out = tmp_path / "plan.json"
     assert run_mila("deploy", "-e", "dev", "-s", "web", "--plan-out", str(out)).exit_code == 0
     assert not calls(shop.root)  # saving a plan deploys nothing
+    r = run_mila("apply", str(out))  # no terminal: refused, and the hint names only apply's flags
+    assert r.exit_code == 2 and "no terminal to confirm the plan" in r.output
+    assert "--no-prompt" in r.output and "--only-prompt" not in r.output
     r = run_mila("apply", str(out), "--no-prompt")
     assert r.exit_code == 0, r.output
     assert {(c["service"], c["region"]) for c in calls(shop.root)} == {("web", r) for r in REGIONS}
@@ -224,6 +227,7 @@ def test_usage_errors_exit_2_with_a_message(shop, run_mila) -> None:
     assert "create it with `mila envs create nope`" in r.output
     r = run_mila("deploy", "-e", "dev")  # no terminal, no --no-prompt: refuse, never hang
     assert r.exit_code == 2 and "no terminal to confirm the plan" in r.output
+    assert "--only-prompt to print the plan only" in r.output
     assert not calls(shop.root)
 
 
