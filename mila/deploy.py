@@ -308,15 +308,19 @@ def load_plan_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def check_saved_plan(project: Project, saved: dict[str, Any]) -> Prepared:
-    """Re-plan with the saved options; refuse (exit 2) unless code and state are unchanged."""
+def replan(project: Project, saved: Mapping[str, Any]) -> Prepared:
+    """Plan again, now, with the options a saved plan was made with."""
     opts = saved.get("options") or {}
     if opts.get("remove"):
-        current = prepare_removal(project, saved["environment"], only=opts.get("services"),
-                                  regions=opts.get("regions"), force=bool(opts.get("force")))
-    else:
-        current = prepare(project, saved["environment"], only=opts.get("services"),
-                          force=bool(opts.get("force")), regions=opts.get("regions"))
+        return prepare_removal(project, saved["environment"], only=opts.get("services"),
+                               regions=opts.get("regions"), force=bool(opts.get("force")))
+    return prepare(project, saved["environment"], only=opts.get("services"),
+                   force=bool(opts.get("force")), regions=opts.get("regions"))
+
+
+def check_saved_plan(project: Project, saved: dict[str, Any]) -> Prepared:
+    """Re-plan with the saved options; refuse (exit 2) unless code and state are unchanged."""
+    current = replan(project, saved)
     now = plan_to_json(current)
     # reasons and diffs explain the plan; they are not part of what must match (nor the
     # worker fields)
@@ -411,13 +415,7 @@ def check_plan_for_worker(project: Project, saved: dict[str, Any]) -> tuple[Prep
     done part of it) and refuse (exit 2) if the code changed since the plan was made."""
     from mila.workers import worker_plan
 
-    opts = saved.get("options") or {}
-    if opts.get("remove"):
-        current = prepare_removal(project, saved["environment"], only=opts.get("services"),
-                                  regions=opts.get("regions"), force=bool(opts.get("force")))
-    else:
-        current = prepare(project, saved["environment"], only=opts.get("services"),
-                          force=bool(opts.get("force")), regions=opts.get("regions"))
+    current = replan(project, saved)
     return current, worker_plan(saved, current)
 
 
