@@ -17,8 +17,8 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TextIO
 
-from mila.errors import MilaError
 from mila.model import Workspace, frozen_mapping
+from mila.names import check_services
 from mila.orchestrator import RunReport, Task, run_tasks
 from mila.project import Project
 from mila.protocols import BuildContext, Builder
@@ -62,11 +62,7 @@ def build(project: Project, only: Collection[str] | None, concurrency: int,
     graph = project.graph
     services = {s.name: s for s in graph.services}
     if only is not None:
-        unknown = sorted(set(only) - set(services))
-        if unknown:
-            raise MilaError(f"unknown service{'s' if len(unknown) > 1 else ''}: "
-                            f"{', '.join(unknown)}",
-                            hint=f"services are: {', '.join(sorted(services)) or 'none'}")
+        check_services(graph, sorted(only))
     chosen = [n for n in services if only is None or n in only]
 
     def run(ws: Workspace, event: threading.Event) -> bool:

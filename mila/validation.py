@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from mila.errors import MilaError
 from mila.model import Action, ActionKind, Environment, Finding, Plan, Record, frozen_mapping
+from mila.names import check_services
 from mila.parameters import resolve_parameters
 from mila.protocols import DeployContext, ValidatingDeployer
 
@@ -187,11 +188,7 @@ def validate_project(project: Project, environment: str, regions: Sequence[str],
 
     env = Environment(environment, tuple(regions))
     services = project.graph.services
-    known = {s.name for s in services}
-    unknown = sorted(set(only or ()) - known)
-    if unknown:
-        raise MilaError(f"unknown service{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
-                        hint=f"services are: {', '.join(sorted(known)) or 'none'}")
+    check_services(project.graph, sorted(only or ()))
     checksums = {(s.name, r): "" for s in services for r in service_regions(s, env)}
     plan = plan_deployment(env, services, checksums, [], only=only)
     return plan, validate_plan(project, plan, env, {}, known_outputs=False)

@@ -21,6 +21,10 @@ def test_build_bundles_a_workspace_package_and_cache_clear_forgets_it(project, r
     r = run_mila("build")
     assert r.exit_code == 0, r.output
     assert "api: built" in r.output
+    r = run_mila("build", "-s", "common")  # a package named as a service: said so, exit 2
+    assert r.exit_code == 2 and "'common' is a package, not a service" in r.output
+    r = run_mila("build", "-s", "apii")
+    assert r.exit_code == 2 and "did you mean 'api'?" in r.output
     cache = project.root / ".mila/cache/build"
     built = [p for p in cache.glob("*/artifact/common/__init__.py")]
     assert [p.read_text() for p in built] == ["V = 1\n"]

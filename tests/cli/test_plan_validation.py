@@ -114,3 +114,6 @@ def test_validate_needs_no_state(project, run_mila, monkeypatch) -> None:
     assert r.exit_code == 2
     assert "web in eu-west-1: services/web/mila.toml: [parameters]" in r.output
     assert "not a deployed dependency" in r.output
+    r = run_mila("validate", "-s", "apii")  # a typo: the closest service, as deploy -s says it
+    assert r.exit_code == 2 and "unknown service 'apii'" in r.output
+    assert "did you mean 'api'?" in r.output
