@@ -197,7 +197,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     elif alive:
         click.echo(f"sandbox process {info['pid'] if info else '?'} runs but does not answer")
     else:
-        click.echo("no sandbox running" + (" (stale pid file removed)" if info else ""))
+        click.echo("no sandbox running" + (" (stale pid file removed)" if info else f" (no {pid_file})"))
         if info:
             pid_file.unlink(missing_ok=True)
     if not answering:

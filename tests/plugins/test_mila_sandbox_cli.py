@@ -77,7 +77,7 @@ def test_background_status_stop(tmp_path: Path, project) -> None:
     assert not pid_file.exists()
     assert gone(info["pid"])
     status = mila("sandbox", "status", cwd=project.root)
-    assert status.returncode == 1 and "no sandbox running" in status.stdout
+    assert status.returncode == 1 and f"no sandbox running (no {pid_file})" in status.stdout
     assert mila("sandbox", "stop", cwd=project.root).returncode == 0  # stopping twice is fine
 
 
