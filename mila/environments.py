@@ -52,7 +52,7 @@ def parse_regions(text: str | Iterable[str]) -> tuple[str, ...]:
         if part and part not in regions:
             regions.append(check_region(part, key="--regions"))
     if not regions:
-        raise MilaError("no region given", hint="pass --regions eu-west-1[,us-east-1]")
+        raise MilaError("no region given", hint="name at least one, comma-separated: eu-west-1,us-east-1")
     return tuple(regions)
 
 

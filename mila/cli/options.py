@@ -44,10 +44,17 @@ def _remember_environment(ctx: click.Context, param: click.Parameter,
     as the project loads (per-environment roles apply to every cloud call)."""
     from mila.cli.main import CliContext
 
+    if value is not None and not value.strip() and not ctx.resilient_parsing:
+        raise click.BadParameter(f"the environment name is empty (from {_env_source(ctx, param)})")
     obj = ctx.find_object(CliContext)
     if obj is not None and value and not ctx.resilient_parsing:
         obj.environment = value
     return value
+
+
+def _env_source(ctx: click.Context, param: click.Parameter) -> str:
+    source = ctx.get_parameter_source(param.name) if param.name else None
+    return f"${ENV_VAR}" if source is click.core.ParameterSource.ENVIRONMENT else "-e"
 
 
 def services_option(help: str = "Only these services (comma-separated).",

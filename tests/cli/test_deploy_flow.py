@@ -225,6 +225,10 @@ def test_usage_errors_exit_2_with_a_message(shop, run_mila) -> None:
     assert r.exit_code == 2
     assert "environment 'nope' does not exist (environments are: dev)" in r.output
     assert "create it with `mila envs create nope`" in r.output
+    r = run_mila("deploy", "-e", "", "--no-prompt")  # e.g. -e "$UNSET_VARIABLE" in a CI script
+    assert r.exit_code == 2 and "the environment name is empty (from -e)" in r.output
+    r = run_mila("deploy", "-e", "dev", "--region", "", "--no-prompt")
+    assert r.exit_code == 2 and "no region given" in r.output and "--regions" not in r.output
     r = run_mila("deploy", "-e", "dev")  # no terminal, no --no-prompt: refuse, never hang
     assert r.exit_code == 2 and "no terminal to confirm the plan" in r.output
     assert "--only-prompt to print the plan only" in r.output
