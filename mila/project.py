@@ -16,7 +16,7 @@ from typing import Any
 from mila.config import ProjectConfig, load_config
 from mila.errors import ConfigError, PluginError
 from mila.plugins import MilaPluginManager, build_plugin_manager
-from mila.protocols import Deployer, Hasher, StateBackend
+from mila.protocols import Deployer, Hasher, StateBackend, StateBackendType
 from mila.workspace import WorkspaceGraph, discover
 
 
@@ -37,6 +37,11 @@ class Project:
 
     @cached_property
     def state(self) -> StateBackend:
+        return self.state_type().create(self.config)
+
+    def state_type(self) -> StateBackendType:
+        """The configured backend's type, once ``[state]`` is checked against it (unknown
+        backend or key: :class:`ConfigError`); creates nothing, reaches nothing."""
         backends = self.pm.registry.state_backends
         name = self.config.state.backend
         if name not in backends:
@@ -52,7 +57,7 @@ class Project:
                                   file=self.config.config_file, key=f"state.{key}",
                                   hint=f"allowed keys: backend, lock_lease_seconds, "
                                        f"{', '.join(sorted(allowed))}")
-        return backend_type.create(self.config)
+        return backend_type
 
     def deployer(self, name: str) -> Deployer:
         if name not in self._deployers:

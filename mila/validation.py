@@ -188,6 +188,7 @@ def validate_project(project: Project, environment: str, regions: Sequence[str],
 
     env = Environment(environment, tuple(regions))
     services = project.graph.services
+    project.state_type()  # [state] is configuration too: checked, never reached
     check_services(project.graph, sorted(only or ()))
     checksums = {(s.name, r): "" for s in services for r in service_regions(s, env)}
     plan = plan_deployment(env, services, checksums, [], only=only)

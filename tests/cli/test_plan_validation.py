@@ -117,3 +117,7 @@ def test_validate_needs_no_state(project, run_mila, monkeypatch) -> None:
     r = run_mila("validate", "-s", "apii")  # a typo: the closest service, as deploy -s says it
     assert r.exit_code == 2 and "unknown service 'apii'" in r.output
     assert "did you mean 'api'?" in r.output
+    # [state] is configuration too: a typo there fails validate, still without reaching AWS
+    project.root_config(workspaces=["services/*"], backend="aws", extra='tabel = "x"\n')
+    r = run_mila("validate")
+    assert r.exit_code == 2 and "state.tabel: unknown key 'tabel' for backend 'aws'" in r.output
