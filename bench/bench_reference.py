@@ -37,8 +37,10 @@ import textwrap
 import time
 from pathlib import Path
 
+import tomllib
+
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_checksums import DEPLOYER, Timing, commit, generate, mila_command, timed  # noqa: E402
+from bench_checksums import DEPLOYER, Timing, commit, generate, mila_command, timed
 
 REFERENCE = textwrap.dedent(r'''
     import glob, hashlib, json, os, subprocess, sys, tomllib
@@ -137,7 +139,6 @@ def turbo_copy(repo: Path, dest: Path) -> None:
         "name": "bench", "lockfileVersion": 3, "requires": True, "packages": {}}))
     for kind in ("packages", "services"):
         for folder in sorted((dest / kind).iterdir()):
-            import tomllib
             doc = tomllib.loads((folder / "mila.toml").read_text())
             deps = (doc.get("service") or doc.get("package") or {}).get("depends_on", [])
             (folder / "package.json").write_text(json.dumps({
