@@ -300,7 +300,8 @@ def load_plan_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise MilaError(f"cannot read plan file {path}: {exc.strerror}") from None
     except ValueError as exc:
-        raise MilaError(f"{path} is not a mila plan file: {exc}") from None
+        raise MilaError(f"{path} is not a mila plan file: {exc}",
+                        hint="write one with `mila deploy -e ENV --plan-out FILE`") from None
     if not isinstance(data, dict) or data.get("version") != PLAN_FILE_VERSION \
             or "environment" not in data or "actions" not in data:
         raise MilaError(f"{path} is not a mila plan file (version {PLAN_FILE_VERSION})",
