@@ -53,7 +53,7 @@ from mila.errors import DeployError
 from mila.private import private_dirs
 
 from .packaging import _entries, _get
-from .plugin import builder_version
+from .version import builder_version
 
 #: Bumped when a build's layout changes: every cached build is rebuilt, once.
 BUILD_FORMAT = "1"

@@ -41,9 +41,9 @@ from mila.model import Action, DeployResult, Finding, ResourceChange, Workspace
 from mila.protocols import BuildContext, DeployContext
 
 from .packaging import ArtifactStore, needs_packaging, package_template
-from .plugin import deployer_version
 from .templates import Template, dump_template, find_template, load_template
 from .variables import deliver_variables
+from .version import deployer_version
 
 CAPABILITIES = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND")
 #: The largest ``TemplateBody`` CloudFormation accepts; larger templates go through S3.

@@ -1,5 +1,7 @@
 """Hook implementations of the built-in ``cloudformation`` plugin: the ``sam`` and
-``cloudformation`` deployers (one implementation, :class:`~.deployer.StackDeployer`).
+``cloudformation`` deployers (one implementation, :class:`~.deployer.StackDeployer`). This
+module only registers them: detection lives in :mod:`.detect`, the version in :mod:`.version`
+(both light to import), the deployer is imported when one is created.
 
 Detection: a workspace with a ``template.yaml``/``template.yml``/``template.json`` is a
 ``cloudformation`` service; ``sam`` (tried first) takes those whose template has
@@ -23,39 +25,18 @@ from mila import hookimpl
 from mila.config import ProjectConfig
 from mila.protocols import DeployerType
 
+from .detect import SAM_TRANSFORM, TEMPLATE_NAMES, detect_cloudformation, detect_sam
+from .version import VERSION, builder_version, deployer_version
+
 if TYPE_CHECKING:
     from mila.model import Workspace
 
     from .deployer import StackDeployer
 
-#: goes into every service's checksum: a new version redeploys (kept here, not in deployer.py,
-#: so that registering the plugin imports neither the deployer, boto3 nor PyYAML)
-VERSION = "2"  # 2: functions are built (dependencies, workspace packages)
+__all__ = ["CONFIG_KEYS", "SAM_TRANSFORM", "TEMPLATE_NAMES", "VERSION", "builder_version",
+           "deployer_version", "detect_cloudformation", "detect_sam", "mila_deployers"]
+
 CONFIG_KEYS = frozenset({"capabilities", "tags", "termination_protection", "lint_ignore"})
-TEMPLATE_NAMES = ("template.yaml", "template.yml", "template.json")
-SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
-
-
-def _template(path: Path) -> Path | None:
-    return next((path / n for n in TEMPLATE_NAMES if (path / n).is_file()), None)
-
-
-def detect_cloudformation(path: Path) -> bool:
-    return _template(path) is not None
-
-
-def detect_sam(path: Path) -> bool:
-    template = _template(path)
-    if template is None:
-        return False
-    try:
-        if SAM_TRANSFORM not in template.read_text(encoding="utf-8"):
-            return False  # most templates: decided without parsing YAML
-    except (OSError, UnicodeDecodeError):
-        return False
-    from .templates import is_sam_template
-
-    return is_sam_template(template)
 
 
 def create_cloudformation(config: ProjectConfig) -> StackDeployer:
@@ -80,27 +61,6 @@ def packaged_files(ws: Workspace, root: Path) -> list[Path]:
     from .inputs import packaged_files
 
     return packaged_files(ws, root)
-
-
-def builder_version() -> str:
-    """aws-lambda-builders' version, read from its source without importing it (start-up
-    stays fast), or ``none`` when it is not installed."""
-    import importlib.util
-    import re
-
-    spec = importlib.util.find_spec("aws_lambda_builders")
-    if spec is None or spec.origin is None:
-        return "none"
-    try:
-        found = re.search(r'__version__\s*=\s*["\']([^"\']+)', Path(spec.origin).read_text())
-    except OSError:
-        return "none"
-    return found.group(1) if found else "unknown"
-
-
-def deployer_version() -> str:
-    """The deployers' version: the builder's is part of it, so a new builder redeploys."""
-    return f"{VERSION}+aws-lambda-builders-{builder_version()}"
 
 
 @hookimpl

@@ -27,7 +27,7 @@ import yaml
 
 from mila.errors import DeployError
 
-from .plugin import SAM_TRANSFORM, TEMPLATE_NAMES
+from .detect import SAM_TRANSFORM, TEMPLATE_NAMES
 
 #: Short-form tags whose long form is ``{"Fn::<name>": value}``.
 _FN_TAGS = ("Base64", "Cidr", "FindInMap", "GetAZs", "ImportValue", "Join", "Select", "Split",
