@@ -123,7 +123,7 @@ def main() -> None:
     if args.backend in ("sandbox", "both"):
         # A separate sandbox process, as users run it (`mila sandbox --background`): in-process,
         # moto and the boto3 clients would share one GIL and halve the measured throughput.
-        from mila.testing.sandbox import free_port
+        from mila_sandbox.server import free_port
         port = free_port()
         home = Path(tempfile.mkdtemp())
         mila = str(Path(sys.executable).with_name("mila"))

@@ -68,7 +68,7 @@ def main() -> None:
     if args.backend in ("local", "both"):
         run("local", args, env)
     if args.backend in ("sandbox", "both"):
-        from mila.testing.sandbox import free_port
+        from mila_sandbox.server import free_port
 
         port = free_port()
         home = Path(tempfile.mkdtemp())

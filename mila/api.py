@@ -5,7 +5,8 @@ What is public and versioned (changed only additively within a major version; se
 arguments), :mod:`mila.protocols` (``StateBackend``, ``Deployer``, ``Hasher`` and their
 registration types), :mod:`mila.model` (the frozen values that cross the boundary),
 :mod:`mila.errors` (``MilaError`` and its family, with ``hint=``) and :mod:`mila.testing`
-(contract suites, the pytester and the sandbox fixtures). Everything else under ``mila.`` is
+(contract suites and the pytester; the sandbox's fixtures and helpers are the sandbox
+plugin's, :mod:`mila_sandbox.testing`). Everything else under ``mila.`` is
 internal and may change in any release.
 
 A plugin command gets the project the user asked for (``-C``, the config, the plugins) with

@@ -1,1 +1,2 @@
-"""Test helpers for mila and for plugin authors: the sandbox fixture and contract suites."""
+"""Test helpers for mila and for plugin authors: contract suites and the pytester (the sandbox's
+fixtures and helpers are the sandbox plugin's: :mod:`mila_sandbox.testing`)."""

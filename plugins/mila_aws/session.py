@@ -33,11 +33,13 @@ import threading
 from typing import Any
 from urllib.parse import urlparse
 
+from mila_sandbox import ACCOUNT_ID
+
 from mila.errors import MilaError, StateError
 from mila.model import Identity
 
 #: The account id moto (and so the sandbox) answers with.
-SANDBOX_ACCOUNT = "123456789012"
+SANDBOX_ACCOUNT = ACCOUNT_ID  # the sandbox's (moto's) account
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 _clients: dict[tuple[object, ...], Any] = {}

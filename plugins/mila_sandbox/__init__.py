@@ -37,3 +37,7 @@ offline (the demo, mila's own tests, users' CI). It is moto's WSGI app with:
 
 Importing this package (or :mod:`mila_sandbox.plugin`) never imports moto.
 """
+
+#: the account id the sandbox (moto) answers with: defined here only, read by
+#: ``mila_sandbox.server``, ``mila_sandbox.testing`` and ``mila_aws.session``
+ACCOUNT_ID = "123456789012"

@@ -27,8 +27,6 @@ from mila.errors import MilaError
 
 DEFAULT_PORT = 4566
 DEFAULT_REGION = "eu-west-1"
-#: The account id moto answers with (``mila_aws.session.SANDBOX_ACCOUNT``).
-ACCOUNT_ID = "123456789012"
 
 # Called (under the lock) after every reset, so fixes can forget what they kept.
 _reset_hooks: list[Callable[[], None]] = []

@@ -12,12 +12,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from mila_sandbox import ACCOUNT_ID
 
 from mila.model import ActionKind, HistoryEntry, Status, utcnow
 from mila.project import load_project
 from mila.testing.contracts import make_owner, make_record
 
-SANDBOX_ACCOUNT = "123456789012"
+SANDBOX_ACCOUNT = ACCOUNT_ID
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ from collections import Counter
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-
-from mila.testing.sandbox import SandboxHandle
+from mila_sandbox.testing import SandboxHandle
 
 pytestmark = pytest.mark.sandbox
 

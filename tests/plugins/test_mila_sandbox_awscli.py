@@ -11,8 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from mila.testing.sandbox import SandboxHandle
+from mila_sandbox.testing import SandboxHandle
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 AWS = Path(sys.executable).parent / "aws"

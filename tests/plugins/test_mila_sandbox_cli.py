@@ -134,7 +134,8 @@ def test_other_versions_are_refused(monkeypatch) -> None:
 
 
 def test_importing_the_plugin_does_not_import_moto() -> None:
-    code = ("import sys, mila_sandbox.plugin, mila.testing.pytest_plugin, mila.testing.sandbox;"
+    code = ("import sys, mila_sandbox.plugin, mila.testing.pytest_plugin, mila_sandbox.testing,"
+            " mila_sandbox.pytest_plugin;"
             "from mila.plugins import build_plugin_manager; build_plugin_manager().registry;"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('moto', 'samtranslator', 'boto3', 'flask', 'werkzeug')))")
@@ -143,9 +144,7 @@ def test_importing_the_plugin_does_not_import_moto() -> None:
 
 
 def test_fixtures_skip_without_moto_and_fail_on_other_versions(monkeypatch) -> None:
-    from mila_sandbox import versions
-
-    from mila.testing import pytest_plugin
+    from mila_sandbox import pytest_plugin, versions
 
     monkeypatch.setattr(versions, "installed_versions",
                         lambda: {"moto": None, "aws-sam-translator": None})

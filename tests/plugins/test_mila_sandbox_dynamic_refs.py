@@ -7,8 +7,7 @@ import json
 from typing import Any
 
 import pytest
-
-from mila.testing.sandbox import SandboxHandle
+from mila_sandbox.testing import SandboxHandle
 
 pytestmark = pytest.mark.sandbox
 

@@ -15,8 +15,7 @@ from typing import Any, TypeVar
 import pytest
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
-
-from mila.testing.sandbox import SandboxHandle
+from mila_sandbox.testing import SandboxHandle
 
 pytestmark = pytest.mark.sandbox
 T = TypeVar("T")

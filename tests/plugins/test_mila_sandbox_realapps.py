@@ -7,9 +7,8 @@ import json
 from typing import Any
 
 import pytest
+from mila_sandbox.testing import SandboxHandle
 from test_mila_sandbox_fidelity import deploy, outcome, outputs, zipped
-
-from mila.testing.sandbox import SandboxHandle
 
 pytestmark = pytest.mark.sandbox
 

@@ -9,8 +9,7 @@ import zipfile
 from typing import Any
 
 import pytest
-
-from mila.testing.sandbox import SandboxHandle
+from mila_sandbox.testing import SandboxHandle
 
 pytestmark = pytest.mark.sandbox
 

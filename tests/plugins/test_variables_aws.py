@@ -8,8 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from mila.testing.sandbox import SandboxHandle
+from mila_sandbox.testing import SandboxHandle
 
 pytestmark = pytest.mark.sandbox
 

@@ -1,13 +1,14 @@
 """Handles on moto servers for tests: the mila sandbox, and plain moto for comparison.
 
-Used by the fixtures of :mod:`mila.testing.pytest_plugin`; importable on its own (no moto import
-until a server is started) for suites that manage servers themselves.
+Used by the fixtures of :mod:`mila_sandbox.pytest_plugin` (``sandbox``, ``mila_sandbox_server``,
+``plain_moto_server``); importable on its own (no moto, no boto3 import until a server is
+started or a client made) for suites that manage servers themselves. Public, like the fixtures
+(see ``docs/sandbox.md``, "In tests").
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -16,8 +17,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-SANDBOX_ACCOUNT = "123456789012"
-SANDBOX_REGION = "eu-west-1"
+from mila_sandbox import ACCOUNT_ID as SANDBOX_ACCOUNT
+from mila_sandbox.server import DEFAULT_REGION as SANDBOX_REGION
+from mila_sandbox.server import free_port, post_json, wait_until_answering
+
+__all__ = ["CLEARED_VARIABLES", "SANDBOX_ACCOUNT", "SANDBOX_REGION", "SandboxHandle",
+           "forget_aws_sessions", "free_port", "point_environment_at", "running_plain_moto",
+           "running_sandbox"]
 
 #: Variables that could send boto3 elsewhere than the sandbox, or to other credentials.
 CLEARED_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN",
@@ -123,12 +129,6 @@ def forget_aws_sessions() -> None:
             verified.clear()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def running_sandbox(region: str = SANDBOX_REGION) -> Iterator[SandboxHandle]:
     """The sandbox in a thread of this process, on a free 127.0.0.1 port."""
@@ -145,8 +145,6 @@ def running_sandbox(region: str = SANDBOX_REGION) -> Iterator[SandboxHandle]:
 def running_plain_moto(region: str = SANDBOX_REGION) -> Iterator[SandboxHandle]:
     """Unpatched moto in a child process (moto's backends are per process, and the sandbox's
     fixes patch this one), for the "fails on plain moto" half of fidelity tests."""
-    from mila_sandbox.server import post_json, wait_until_answering
-
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
