@@ -15,6 +15,8 @@
   deletes the stack's other change sets.
 * ``Fn::ImportValue`` resolves against the region's exports when the change set executes,
   for a CREATE change set as for ``CreateStack``.
+* ``GetTemplate`` answers a stack's template or, with ``ChangeSetName``, a change set's (found
+  as above), as sent (``TemplateStage=Original``) or processed.
 * Executing runs the operation with per-resource events and rollback
   (:mod:`mila_sandbox.cfn_failures`), then reports outputs and exports
   (:mod:`mila_sandbox.cfn_outputs`).
@@ -32,8 +34,10 @@ from typing import Any
 from mila_sandbox import cfn_failures
 from mila_sandbox.cfn_stacks import (
     check_template_loads,
+    delete_stack,
     live_stack,
     on_failure,
+    original_template,
     prepare,
     request_parameters,
     require_updatable,
@@ -196,7 +200,8 @@ def execute_change_set(self: Any) -> Any:
             stack.resource_map.create(stack.template_dict)
 
         stack._mila_original_template = change_set._mila_original_template
-        cfn_failures.run_create(backend, stack, create, on_failure=on_failure(self))
+        if cfn_failures.run_create(backend, stack, create, on_failure=on_failure(self)):
+            delete_stack(backend, stack)  # OnFailure=DELETE
         succeeded = stack.status == "CREATE_COMPLETE"
     else:
         def update() -> None:
@@ -217,6 +222,20 @@ def execute_change_set(self: Any) -> Any:
     return EmptyResult()
 
 
+def get_template(self: Any) -> Any:
+    from moto.core.responses import ActionResult
+
+    backend = self.cloudformation_backend
+    stage = self._get_param("TemplateStage") or "Original"
+    change_set_name = self._get_param("ChangeSetName")
+    if change_set_name:
+        source = find_change_set(backend, change_set_name, self._get_param("StackName"))
+    else:
+        source = backend.get_stack(self._get_param("StackName"))
+    body = original_template(source) if stage == "Original" else source.template
+    return ActionResult({"TemplateBody": body, "StagesAvailable": ["Original", "Processed"]})
+
+
 def install() -> None:
     from moto.cloudformation.responses import CloudFormationResponse
 
@@ -225,3 +244,4 @@ def install() -> None:
     CloudFormationResponse.delete_change_set = delete_change_set
     CloudFormationResponse.list_change_sets = list_change_sets
     CloudFormationResponse.execute_change_set = execute_change_set
+    CloudFormationResponse.get_template = get_template

@@ -47,10 +47,12 @@ def _failure(exc: Exception, stack: Any, action: str) -> ResourceFailed:
 
 
 def run_create(backend: Any, stack: Any, work: Callable[[], None],
-               on_failure: str = "ROLLBACK") -> None:
+               on_failure: str = "ROLLBACK") -> bool:
     """Create ``stack``'s resources with ``work()``; on failure roll back to
     ``ROLLBACK_COMPLETE`` (``on_failure``: ``ROLLBACK``, ``DO_NOTHING`` or ``DELETE``). Ends
-    ``CREATE_COMPLETE`` with outputs and exports otherwise."""
+    ``CREATE_COMPLETE`` with outputs and exports otherwise. Returns ``True`` when the create
+    failed, rolled back and ``on_failure`` is ``DELETE``: the caller then deletes the stack
+    (:func:`mila_sandbox.cfn_stacks.delete_stack`, which owns a stack's deletion)."""
     stack.status = "CREATE_IN_PROGRESS"
     stack_event(stack, "CREATE_IN_PROGRESS", "User Initiated")
     with operating_on(stack):
@@ -67,7 +69,7 @@ def run_create(backend: Any, stack: Any, work: Callable[[], None],
                 stack.status = "CREATE_FAILED"
                 stack_event(stack, "CREATE_FAILED", "The following resource(s) failed to "
                             f"create: [{failed.logical_id}]. Rollback disabled.")
-                return
+                return False
             stack.status = "ROLLBACK_IN_PROGRESS"
             stack_event(stack, "ROLLBACK_IN_PROGRESS",
                         f"The following resource(s) failed to create: [{failed.logical_id}]. "
@@ -77,13 +79,10 @@ def run_create(backend: Any, stack: Any, work: Callable[[], None],
                 stack.resource_map.delete()
             stack.status = "ROLLBACK_COMPLETE"
             stack_event(stack, "ROLLBACK_COMPLETE")
-            if on_failure == "DELETE":
-                from mila_sandbox.cfn_stacks import delete_stack
-
-                delete_stack(backend, stack)
-            return
+            return on_failure == "DELETE"
     stack.status = "CREATE_COMPLETE"
     stack_event(stack, "CREATE_COMPLETE")
+    return False
 
 
 def run_update(backend: Any, stack: Any, work: Callable[[], None],

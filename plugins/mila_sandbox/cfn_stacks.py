@@ -1,4 +1,5 @@
-"""Stack operations as AWS runs them: create, update, delete, get the template.
+"""Stack operations as AWS runs them: create, update, delete (``GetTemplate``, of a stack or
+a change set, is :mod:`mila_sandbox.cfn_changesets`'s, which builds on this module).
 
 **AWS**: ``CreateStack`` refuses a name a live stack already has (including one in
 ``REVIEW_IN_PROGRESS`` or ``ROLLBACK_COMPLETE``); ``UpdateStack`` refuses a stack that is not in
@@ -210,9 +211,10 @@ def create_stack(self: Any) -> Any:
                   stack_policy_body=self._get_param("StackPolicyBody"))
     stack._mila_original_template = original
     backend.stacks[stack.stack_id] = stack
-    cfn_failures.run_create(backend, stack,
-                            lambda: stack.resource_map.create(stack.template_dict),
-                            on_failure=on_failure(self))
+    if cfn_failures.run_create(backend, stack,
+                               lambda: stack.resource_map.create(stack.template_dict),
+                               on_failure=on_failure(self)):
+        delete_stack(backend, stack)  # OnFailure=DELETE
     return ActionResult({"StackId": stack.stack_id})
 
 
@@ -256,22 +258,6 @@ def delete_stack_action(self: Any) -> Any:
     if stack is not None:  # deleting a stack that does not exist succeeds, as on AWS
         delete_stack(backend, stack)
     return EmptyResult()
-
-
-def get_template(self: Any) -> Any:
-    from moto.core.responses import ActionResult
-
-    backend = self.cloudformation_backend
-    stage = self._get_param("TemplateStage") or "Original"
-    change_set_name = self._get_param("ChangeSetName")
-    if change_set_name:
-        from mila_sandbox.cfn_changesets import find_change_set
-
-        source = find_change_set(backend, change_set_name, self._get_param("StackName"))
-    else:
-        source = backend.get_stack(self._get_param("StackName"))
-    body = original_template(source) if stage == "Original" else source.template
-    return ActionResult({"TemplateBody": body, "StagesAvailable": ["Original", "Processed"]})
 
 
 def backend_create_stack(self: Any, name: str, template: str, parameters: dict[str, Any],
@@ -345,4 +331,3 @@ def install() -> None:
     CloudFormationResponse.create_stack = create_stack
     CloudFormationResponse.update_stack = update_stack
     CloudFormationResponse.delete_stack = delete_stack_action
-    CloudFormationResponse.get_template = get_template
