@@ -79,13 +79,8 @@ def find_change_set(backend: Any, name_or_arn: str, stack_name: str | None) -> A
 
 
 def create_change_set(self: Any) -> Any:
-    from moto.cloudformation.exceptions import AlreadyExistsException
-    from moto.cloudformation.models import ChangeSet, Stack
-    from moto.cloudformation.utils import (
-        generate_changeset_id,
-        generate_stack_id,
-        validate_create_change_set,
-    )
+    from moto.cloudformation.models import ChangeSet
+    from moto.cloudformation.utils import generate_changeset_id, validate_create_change_set
     from moto.core.responses import ActionResult
 
     backend = self.cloudformation_backend
@@ -93,6 +88,39 @@ def create_change_set(self: Any) -> Any:
     name = self._get_param("ChangeSetName")
     kind = self._get_param("ChangeSetType") or "UPDATE"
     validate_create_change_set(name)
+    stack = _target_stack(backend, stack_name, name, kind)
+
+    original = template_body(self, previous=stack if kind == "UPDATE" else None)
+    parameters = request_parameters(self, stack if kind == "UPDATE" else None)
+    real_name = stack.name if stack is not None else stack_name
+    template = prepare(self, real_name, original, parameters, change_set=True)
+    effective = {**(stack.parameters if kind == "UPDATE" and stack else {}), **parameters}
+    check_template_loads(backend, real_name, template, effective)
+
+    notification_arns = self._get_param("NotificationARNs", [])
+    tags = {t["Key"]: t["Value"] for t in self._get_param("Tags", [])}
+    role_arn = self._get_param("RoleARN")
+    if stack is None:
+        stack = _review_stack(backend, stack_name, parameters, notification_arns, tags, role_arn)
+
+    change_set = ChangeSet(change_set_type=kind,
+                           change_set_id=generate_changeset_id(name, backend.region_name,
+                                                               backend.account_id),
+                           change_set_name=name, stack=stack, template=template,
+                           parameters=effective, description=self._get_param("Description"),
+                           notification_arns=notification_arns, tags=tags, role_arn=role_arn)
+    change_set._mila_original_template = original
+    _set_status(change_set, empty=kind == "UPDATE" and stack.has_template(template)
+                and stack.parameters == effective)
+    backend.change_sets[change_set.change_set_id] = change_set
+    return ActionResult({"Id": change_set.change_set_id, "StackId": stack.stack_id})
+
+
+def _target_stack(backend: Any, stack_name: str, name: str, kind: str) -> Any:
+    """The live stack a ``kind`` (CREATE or UPDATE) change set named ``name`` may target
+    (``None`` for a stack to create), refused as CloudFormation refuses it."""
+    from moto.cloudformation.exceptions import AlreadyExistsException
+
     stack = live_stack(backend, stack_name)
     if kind == "CREATE":
         if stack is not None and stack.status != "REVIEW_IN_PROGRESS":
@@ -107,35 +135,28 @@ def create_change_set(self: Any) -> Any:
     if stack is not None and any(cs.change_set_name == name and cs.stack_id == stack.stack_id
                                  for cs in backend.change_sets.values()):
         raise AlreadyExistsException(f"ChangeSet {name} already exists")
+    return stack
 
-    original = template_body(self, previous=stack if kind == "UPDATE" else None)
-    parameters = request_parameters(self, stack if kind == "UPDATE" else None)
-    real_name = stack.name if stack is not None else stack_name
-    template = prepare(self, real_name, original, parameters, change_set=True)
-    effective = {**(stack.parameters if kind == "UPDATE" and stack else {}), **parameters}
-    check_template_loads(backend, real_name, template, effective)
 
-    notification_arns = self._get_param("NotificationARNs", [])
-    tags = {t["Key"]: t["Value"] for t in self._get_param("Tags", [])}
-    role_arn = self._get_param("RoleARN")
-    if stack is None:
-        stack = Stack(stack_id=generate_stack_id(stack_name, backend.region_name,
-                                                 backend.account_id),
-                      name=stack_name, template={}, parameters=parameters,
-                      account_id=backend.account_id, region_name=backend.region_name,
-                      notification_arns=notification_arns, tags=tags, role_arn=role_arn)
-        backend.stacks[stack.stack_id] = stack
-        stack.status = "REVIEW_IN_PROGRESS"
-        stack._add_stack_event("REVIEW_IN_PROGRESS", resource_status_reason="User Initiated")
+def _review_stack(backend: Any, stack_name: str, parameters: dict[str, Any],
+                  notification_arns: list[str], tags: dict[str, str], role_arn: str | None) -> Any:
+    """The empty ``REVIEW_IN_PROGRESS`` stack a CREATE change set makes, as on AWS."""
+    from moto.cloudformation.models import Stack
+    from moto.cloudformation.utils import generate_stack_id
 
-    change_set = ChangeSet(change_set_type=kind,
-                           change_set_id=generate_changeset_id(name, backend.region_name,
-                                                               backend.account_id),
-                           change_set_name=name, stack=stack, template=template,
-                           parameters=effective, description=self._get_param("Description"),
-                           notification_arns=notification_arns, tags=tags, role_arn=role_arn)
-    change_set._mila_original_template = original
-    if kind == "UPDATE" and stack.has_template(template) and stack.parameters == effective:
+    stack = Stack(stack_id=generate_stack_id(stack_name, backend.region_name, backend.account_id),
+                  name=stack_name, template={}, parameters=parameters,
+                  account_id=backend.account_id, region_name=backend.region_name,
+                  notification_arns=notification_arns, tags=tags, role_arn=role_arn)
+    backend.stacks[stack.stack_id] = stack
+    stack.status = "REVIEW_IN_PROGRESS"
+    stack._add_stack_event("REVIEW_IN_PROGRESS", resource_status_reason="User Initiated")
+    return stack
+
+
+def _set_status(change_set: Any, *, empty: bool) -> None:
+    """Ready to execute, or FAILED as AWS fails an UPDATE that changes nothing."""
+    if empty:
         change_set.status = "FAILED"
         change_set.execution_status = "UNAVAILABLE"
         change_set.status_reason = ("The submitted information didn't contain changes. Submit "
@@ -143,8 +164,6 @@ def create_change_set(self: Any) -> Any:
     else:
         change_set.status = "CREATE_COMPLETE"
         change_set.execution_status = "AVAILABLE"
-    backend.change_sets[change_set.change_set_id] = change_set
-    return ActionResult({"Id": change_set.change_set_id, "StackId": stack.stack_id})
 
 
 def describe_change_set(self: Any) -> Any:

@@ -94,42 +94,49 @@ def physical_id_of(resource: Any) -> str:
 
 
 def install() -> None:
+    _install_resource_events()
+    _install_resource_status()
+
+
+def _with_events(operation: str, original: Any, logical_id: str, resource_json: dict[str, Any],
+                 resources_map: Any, account_id: str, region_name: str) -> Any:
+    """Run moto's create or update of one resource between its IN_PROGRESS and COMPLETE
+    events; a failure becomes :class:`ResourceFailed` naming the resource."""
+    stack = current_stack()
+    condition = resource_json.get("Condition") if operation == "CREATE" else None
+    if stack is None or (condition and not resources_map.lazy_condition_map[condition]):
+        return original(logical_id, resource_json, resources_map, account_id, region_name)
+    resource_type = str(resource_json.get("Type"))
+    if _last_status(stack, logical_id) != f"{operation}_IN_PROGRESS":
+        resource_event(stack, logical_id, resource_type, f"{operation}_IN_PROGRESS")
+    try:
+        resource = original(logical_id, resource_json, resources_map, account_id, region_name)
+    except ResourceFailed:
+        raise
+    except Exception as exc:
+        raise ResourceFailed(logical_id, resource_type, operation, reason_of(exc)) from exc
+    resource_event(stack, logical_id, resource_type, f"{operation}_COMPLETE",
+                   physical_id_of(resource))
+    return resource
+
+
+def _install_resource_events() -> None:
+    """Every resource created, updated or deleted inside a stack operation gets its events."""
     from moto.cloudformation import parsing
 
     original_create = parsing.parse_and_create_resource
     original_update = parsing.parse_and_update_resource
     original_delete = parsing.ResourceMap._delete_resource
 
-    def with_events(operation: str, original: Any, logical_id: str, resource_json: dict[str, Any],
-                    resources_map: Any, account_id: str, region_name: str) -> Any:
-        """Run moto's create or update of one resource between its IN_PROGRESS and
-        COMPLETE events; a failure becomes :class:`ResourceFailed` naming the resource."""
-        stack = current_stack()
-        condition = resource_json.get("Condition") if operation == "CREATE" else None
-        if stack is None or (condition and not resources_map.lazy_condition_map[condition]):
-            return original(logical_id, resource_json, resources_map, account_id, region_name)
-        resource_type = str(resource_json.get("Type"))
-        if _last_status(stack, logical_id) != f"{operation}_IN_PROGRESS":
-            resource_event(stack, logical_id, resource_type, f"{operation}_IN_PROGRESS")
-        try:
-            resource = original(logical_id, resource_json, resources_map, account_id, region_name)
-        except ResourceFailed:
-            raise
-        except Exception as exc:
-            raise ResourceFailed(logical_id, resource_type, operation, reason_of(exc)) from exc
-        resource_event(stack, logical_id, resource_type, f"{operation}_COMPLETE",
-                       physical_id_of(resource))
-        return resource
-
     def parse_and_create_resource(logical_id: str, resource_json: dict[str, Any],
                                   resources_map: Any, account_id: str, region_name: str) -> Any:
-        return with_events("CREATE", original_create, logical_id, resource_json, resources_map,
-                           account_id, region_name)
+        return _with_events("CREATE", original_create, logical_id, resource_json, resources_map,
+                            account_id, region_name)
 
     def parse_and_update_resource(logical_id: str, resource_json: dict[str, Any],
                                   resources_map: Any, account_id: str, region_name: str) -> Any:
-        return with_events("UPDATE", original_update, logical_id, resource_json, resources_map,
-                           account_id, region_name)
+        return _with_events("UPDATE", original_update, logical_id, resource_json, resources_map,
+                            account_id, region_name)
 
     def _delete_resource(self: Any, parsed_resource: Any, resource_json: dict[str, Any]) -> None:
         stack = current_stack()
@@ -143,18 +150,22 @@ def install() -> None:
         original_delete(self, parsed_resource, resource_json)
         resource_event(stack, logical_id, resource_type, "DELETE_COMPLETE", physical_id)
 
+    parsing.parse_and_create_resource = parse_and_create_resource
+    parsing.parse_and_update_resource = parse_and_update_resource
+    parsing.ResourceMap._delete_resource = _delete_resource
+
+
+def _install_resource_status() -> None:
+    """A stack resource as described carries its own last status (moto reports the stack's
+    status as every resource's)."""
     from moto.cloudformation import responses
 
     original_dto_init = responses.StackResourceDTO.__init__
 
     def dto_init(self: Any, stack: Any, resource: Any) -> None:
-        # moto reports the stack's status as every resource's status
         original_dto_init(self, stack, resource)
         last = _last_status(stack, str(self.logical_resource_id or ""))
         if last is not None:
             self.resource_status = last
 
     responses.StackResourceDTO.__init__ = dto_init
-    parsing.parse_and_create_resource = parse_and_create_resource
-    parsing.parse_and_update_resource = parse_and_update_resource
-    parsing.ResourceMap._delete_resource = _delete_resource

@@ -19,144 +19,142 @@ import contextlib
 import json
 from typing import Any
 
-_MODELS: list[type] = []
+# this module is imported by ``fidelity.install`` only, in the sandbox's process
+from moto.apigateway.models import Deployment, apigateway_backends
+from moto.cloudformation import parsing
+from moto.core.common_models import CloudFormationModel
+from moto.s3.models import s3_backends
+from moto.utilities.utils import get_partition
+
+
+class ApiGatewayStage(CloudFormationModel):
+    """``AWS::ApiGateway::Stage``: ``Ref`` is the stage name."""
+
+    def __init__(self, account_id: str, region_name: str, rest_api_id: str,
+                 stage_name: str) -> None:
+        self.account_id = account_id
+        self.region_name = region_name
+        self.rest_api_id = rest_api_id
+        self.stage_name = stage_name
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.stage_name
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "StageName"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ApiGateway::Stage"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return False
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str,  # type: ignore[override]
+                                        cloudformation_json: dict[str, Any], account_id: str,
+                                        region_name: str, **kwargs: Any) -> Any:
+        properties = cloudformation_json.get("Properties") or {}
+        backend = apigateway_backends[account_id][region_name]
+        tags = {t["Key"]: t["Value"] for t in properties.get("Tags") or []} or None
+        backend.create_stage(properties["RestApiId"], resource_name,
+                             properties.get("DeploymentId"),
+                             variables=properties.get("Variables"),
+                             description=properties.get("Description", ""),
+                             cacheClusterEnabled=properties.get("CacheClusterEnabled"),
+                             cacheClusterSize=properties.get("CacheClusterSize"),
+                             tags=tags, tracing_enabled=properties.get("TracingEnabled"))
+        return cls(account_id, region_name, properties["RestApiId"], resource_name)
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource: Any,  # type: ignore[override]
+                                        new_resource_name: str,
+                                        cloudformation_json: dict[str, Any], account_id: str,
+                                        region_name: str) -> Any:
+        original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json,
+                                                   account_id, region_name)
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name: str,  # type: ignore[override]
+                                        cloudformation_json: dict[str, Any], account_id: str,
+                                        region_name: str) -> None:
+        """Deleted through :meth:`delete`, which knows the API."""
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        with contextlib.suppress(Exception):  # the API may be gone already
+            apigateway_backends[account_id][region_name].delete_stage(self.rest_api_id,
+                                                                      self.stage_name)
+
+class S3BucketPolicy(CloudFormationModel):
+    """``AWS::S3::BucketPolicy``: ``Ref`` is the bucket name."""
+
+    def __init__(self, account_id: str, region_name: str, bucket: str) -> None:
+        self.account_id = account_id
+        self.region_name = region_name
+        self.bucket = bucket
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.bucket
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::S3::BucketPolicy"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return False
+
+    @staticmethod
+    def _backend(account_id: str, region_name: str) -> Any:
+        return s3_backends[account_id][get_partition(region_name)]
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str,  # type: ignore[override]
+                                        cloudformation_json: dict[str, Any], account_id: str,
+                                        region_name: str, **kwargs: Any) -> Any:
+        properties = cloudformation_json.get("Properties") or {}
+        document = properties["PolicyDocument"]
+        policy = document if isinstance(document, str) else json.dumps(document)
+        cls._backend(account_id, region_name).put_bucket_policy(properties["Bucket"],
+                                                                policy.encode())
+        return cls(account_id, region_name, properties["Bucket"])
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource: Any,  # type: ignore[override]
+                                        new_resource_name: str,
+                                        cloudformation_json: dict[str, Any], account_id: str,
+                                        region_name: str) -> Any:
+        if original_resource.bucket != (cloudformation_json.get("Properties") or {}).get(
+                "Bucket"):
+            original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json,
+                                                   account_id, region_name)
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name: str,  # type: ignore[override]
+                                        cloudformation_json: dict[str, Any], account_id: str,
+                                        region_name: str) -> None:
+        """Deleted through :meth:`delete`."""
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        with contextlib.suppress(Exception):  # the bucket may be gone already
+            self._backend(account_id, region_name).delete_bucket_policy(self.bucket)
 
 
 def install() -> None:
-    from moto.apigateway.models import Deployment, apigateway_backends
-    from moto.cloudformation import parsing
-    from moto.core.common_models import CloudFormationModel
-    from moto.s3.models import s3_backends
-    from moto.utilities.utils import get_partition
-
-    class ApiGatewayStage(CloudFormationModel):
-        """``AWS::ApiGateway::Stage``: ``Ref`` is the stage name."""
-
-        def __init__(self, account_id: str, region_name: str, rest_api_id: str,
-                     stage_name: str) -> None:
-            self.account_id = account_id
-            self.region_name = region_name
-            self.rest_api_id = rest_api_id
-            self.stage_name = stage_name
-
-        @property
-        def physical_resource_id(self) -> str:
-            return self.stage_name
-
-        @staticmethod
-        def cloudformation_name_type() -> str:
-            return "StageName"
-
-        @staticmethod
-        def cloudformation_type() -> str:
-            return "AWS::ApiGateway::Stage"
-
-        @classmethod
-        def has_cfn_attr(cls, attr: str) -> bool:
-            return False
-
-        @classmethod
-        def create_from_cloudformation_json(cls, resource_name: str,  # type: ignore[override]
-                                            cloudformation_json: dict[str, Any], account_id: str,
-                                            region_name: str, **kwargs: Any) -> Any:
-            properties = cloudformation_json.get("Properties") or {}
-            backend = apigateway_backends[account_id][region_name]
-            tags = {t["Key"]: t["Value"] for t in properties.get("Tags") or []} or None
-            backend.create_stage(properties["RestApiId"], resource_name,
-                                 properties.get("DeploymentId"),
-                                 variables=properties.get("Variables"),
-                                 description=properties.get("Description", ""),
-                                 cacheClusterEnabled=properties.get("CacheClusterEnabled"),
-                                 cacheClusterSize=properties.get("CacheClusterSize"),
-                                 tags=tags, tracing_enabled=properties.get("TracingEnabled"))
-            return cls(account_id, region_name, properties["RestApiId"], resource_name)
-
-        @classmethod
-        def update_from_cloudformation_json(cls, original_resource: Any,  # type: ignore[override]
-                                            new_resource_name: str,
-                                            cloudformation_json: dict[str, Any], account_id: str,
-                                            region_name: str) -> Any:
-            original_resource.delete(account_id, region_name)
-            return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json,
-                                                       account_id, region_name)
-
-        @classmethod
-        def delete_from_cloudformation_json(cls, resource_name: str,  # type: ignore[override]
-                                            cloudformation_json: dict[str, Any], account_id: str,
-                                            region_name: str) -> None:
-            """Deleted through :meth:`delete`, which knows the API."""
-
-        def delete(self, account_id: str, region_name: str) -> None:
-            with contextlib.suppress(Exception):  # the API may be gone already
-                apigateway_backends[account_id][region_name].delete_stage(self.rest_api_id,
-                                                                          self.stage_name)
-
-    class S3BucketPolicy(CloudFormationModel):
-        """``AWS::S3::BucketPolicy``: ``Ref`` is the bucket name."""
-
-        def __init__(self, account_id: str, region_name: str, bucket: str) -> None:
-            self.account_id = account_id
-            self.region_name = region_name
-            self.bucket = bucket
-
-        @property
-        def physical_resource_id(self) -> str:
-            return self.bucket
-
-        @staticmethod
-        def cloudformation_name_type() -> str:
-            return ""
-
-        @staticmethod
-        def cloudformation_type() -> str:
-            return "AWS::S3::BucketPolicy"
-
-        @classmethod
-        def has_cfn_attr(cls, attr: str) -> bool:
-            return False
-
-        @staticmethod
-        def _backend(account_id: str, region_name: str) -> Any:
-            return s3_backends[account_id][get_partition(region_name)]
-
-        @classmethod
-        def create_from_cloudformation_json(cls, resource_name: str,  # type: ignore[override]
-                                            cloudformation_json: dict[str, Any], account_id: str,
-                                            region_name: str, **kwargs: Any) -> Any:
-            properties = cloudformation_json.get("Properties") or {}
-            document = properties["PolicyDocument"]
-            policy = document if isinstance(document, str) else json.dumps(document)
-            cls._backend(account_id, region_name).put_bucket_policy(properties["Bucket"],
-                                                                    policy.encode())
-            return cls(account_id, region_name, properties["Bucket"])
-
-        @classmethod
-        def update_from_cloudformation_json(cls, original_resource: Any,  # type: ignore[override]
-                                            new_resource_name: str,
-                                            cloudformation_json: dict[str, Any], account_id: str,
-                                            region_name: str) -> Any:
-            if original_resource.bucket != (cloudformation_json.get("Properties") or {}).get(
-                    "Bucket"):
-                original_resource.delete(account_id, region_name)
-            return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json,
-                                                       account_id, region_name)
-
-        @classmethod
-        def delete_from_cloudformation_json(cls, resource_name: str,  # type: ignore[override]
-                                            cloudformation_json: dict[str, Any], account_id: str,
-                                            region_name: str) -> None:
-            """Deleted through :meth:`delete`."""
-
-        def delete(self, account_id: str, region_name: str) -> None:
-            with contextlib.suppress(Exception):  # the bucket may be gone already
-                self._backend(account_id, region_name).delete_bucket_policy(self.bucket)
-
     # ``Ref`` of a Deployment is its id on AWS; moto hands out the object (which then breaks
     # the Stage referring to it)
     Deployment.physical_resource_id = property(lambda self: self.id)
-
     # moto finds models through CloudFormationModel.__subclasses__(), cached on first use
+    # (the classes above are kept alive by this module)
     for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
         cached.cache_clear()
-    # __subclasses__() holds weak references: keep the classes alive
-    _MODELS.extend([ApiGatewayStage, S3BucketPolicy])
