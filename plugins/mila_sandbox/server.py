@@ -28,16 +28,6 @@ from mila.errors import MilaError
 DEFAULT_PORT = 4566
 DEFAULT_REGION = "eu-west-1"
 
-# Called (under the lock) after every reset, so fixes can forget what they kept.
-_reset_hooks: list[Callable[[], None]] = []
-
-
-def on_reset(hook: Callable[[], None]) -> Callable[[], None]:
-    """Register ``hook`` to run after every reset of the sandbox (fixes with their own state)."""
-    if hook not in _reset_hooks:
-        _reset_hooks.append(hook)
-    return hook
-
 
 def check_loopback(host: str) -> None:
     """Refuse any address but loopback: the sandbox accepts any credentials."""
@@ -85,8 +75,6 @@ class SerialisedApp:
 
         with self.lock:
             moto_api_backend.reset()
-            for hook in _reset_hooks:
-                hook()
 
 
 def build_app(*, fidelity: bool = True) -> SerialisedApp:
