@@ -27,13 +27,62 @@ from moto.s3.models import s3_backends
 from moto.utilities.utils import get_partition
 
 
-class ApiGatewayStage(CloudFormationModel):
+class _Model:
+    """What both models share (mixed in before ``CloudFormationModel``, whose direct subclasses
+    are the models moto knows): the account and region, the type and name key, no
+    ``Fn::GetAtt`` attributes, deletion through :meth:`delete`, and an update that deletes the
+    old resource when :meth:`replaces` says so and creates the new one."""
+
+    TYPE = ""
+    NAME_TYPE = ""
+
+    def __init__(self, account_id: str, region_name: str) -> None:
+        self.account_id, self.region_name = account_id, region_name
+
+    @classmethod
+    def cloudformation_name_type(cls) -> str:
+        return cls.NAME_TYPE
+
+    @classmethod
+    def cloudformation_type(cls) -> str:
+        return cls.TYPE
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return False
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,
+                                        cloudformation_json: dict[str, Any], account_id: str,
+                                        region_name: str) -> Any:
+        # create_from_cloudformation_json: the model's own
+        if original_resource.replaces(cloudformation_json.get("Properties") or {}):
+            original_resource.delete(account_id, region_name)
+        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json,
+                                                   account_id, region_name)
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name: str,
+                                        cloudformation_json: dict[str, Any], account_id: str,
+                                        region_name: str) -> None:
+        """Deleted through :meth:`delete`, which knows what to delete."""
+
+    def replaces(self, properties: dict[str, Any]) -> bool:
+        return True
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        raise NotImplementedError
+
+
+class ApiGatewayStage(_Model, CloudFormationModel):
     """``AWS::ApiGateway::Stage``: ``Ref`` is the stage name."""
+
+    TYPE = "AWS::ApiGateway::Stage"
+    NAME_TYPE = "StageName"
 
     def __init__(self, account_id: str, region_name: str, rest_api_id: str,
                  stage_name: str) -> None:
-        self.account_id = account_id
-        self.region_name = region_name
+        super().__init__(account_id, region_name)
         self.rest_api_id = rest_api_id
         self.stage_name = stage_name
 
@@ -41,20 +90,8 @@ class ApiGatewayStage(CloudFormationModel):
     def physical_resource_id(self) -> str:
         return self.stage_name
 
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "StageName"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ApiGateway::Stage"
-
     @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return False
-
-    @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str,  # type: ignore[override]
+    def create_from_cloudformation_json(cls, resource_name: str,
                                         cloudformation_json: dict[str, Any], account_id: str,
                                         region_name: str, **kwargs: Any) -> Any:
         properties = cloudformation_json.get("Properties") or {}
@@ -69,32 +106,19 @@ class ApiGatewayStage(CloudFormationModel):
                              tags=tags, tracing_enabled=properties.get("TracingEnabled"))
         return cls(account_id, region_name, properties["RestApiId"], resource_name)
 
-    @classmethod
-    def update_from_cloudformation_json(cls, original_resource: Any,  # type: ignore[override]
-                                        new_resource_name: str,
-                                        cloudformation_json: dict[str, Any], account_id: str,
-                                        region_name: str) -> Any:
-        original_resource.delete(account_id, region_name)
-        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json,
-                                                   account_id, region_name)
-
-    @classmethod
-    def delete_from_cloudformation_json(cls, resource_name: str,  # type: ignore[override]
-                                        cloudformation_json: dict[str, Any], account_id: str,
-                                        region_name: str) -> None:
-        """Deleted through :meth:`delete`, which knows the API."""
-
     def delete(self, account_id: str, region_name: str) -> None:
         with contextlib.suppress(Exception):  # the API may be gone already
             apigateway_backends[account_id][region_name].delete_stage(self.rest_api_id,
                                                                       self.stage_name)
 
-class S3BucketPolicy(CloudFormationModel):
+
+class S3BucketPolicy(_Model, CloudFormationModel):
     """``AWS::S3::BucketPolicy``: ``Ref`` is the bucket name."""
 
+    TYPE = "AWS::S3::BucketPolicy"
+
     def __init__(self, account_id: str, region_name: str, bucket: str) -> None:
-        self.account_id = account_id
-        self.region_name = region_name
+        super().__init__(account_id, region_name)
         self.bucket = bucket
 
     @property
@@ -102,23 +126,11 @@ class S3BucketPolicy(CloudFormationModel):
         return self.bucket
 
     @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::S3::BucketPolicy"
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return False
-
-    @staticmethod
     def _backend(account_id: str, region_name: str) -> Any:
         return s3_backends[account_id][get_partition(region_name)]
 
     @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str,  # type: ignore[override]
+    def create_from_cloudformation_json(cls, resource_name: str,
                                         cloudformation_json: dict[str, Any], account_id: str,
                                         region_name: str, **kwargs: Any) -> Any:
         properties = cloudformation_json.get("Properties") or {}
@@ -128,22 +140,9 @@ class S3BucketPolicy(CloudFormationModel):
                                                                 policy.encode())
         return cls(account_id, region_name, properties["Bucket"])
 
-    @classmethod
-    def update_from_cloudformation_json(cls, original_resource: Any,  # type: ignore[override]
-                                        new_resource_name: str,
-                                        cloudformation_json: dict[str, Any], account_id: str,
-                                        region_name: str) -> Any:
-        if original_resource.bucket != (cloudformation_json.get("Properties") or {}).get(
-                "Bucket"):
-            original_resource.delete(account_id, region_name)
-        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json,
-                                                   account_id, region_name)
-
-    @classmethod
-    def delete_from_cloudformation_json(cls, resource_name: str,  # type: ignore[override]
-                                        cloudformation_json: dict[str, Any], account_id: str,
-                                        region_name: str) -> None:
-        """Deleted through :meth:`delete`."""
+    def replaces(self, properties: dict[str, Any]) -> bool:
+        """A policy is replaced in place unless it moves to another bucket."""
+        return bool(self.bucket != properties.get("Bucket"))
 
     def delete(self, account_id: str, region_name: str) -> None:
         with contextlib.suppress(Exception):  # the bucket may be gone already
