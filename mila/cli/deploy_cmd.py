@@ -226,8 +226,11 @@ def execute_with_progress(obj: CliContext, prepared: Prepared, concurrency: int 
         keeping = KeepingReporter(view, project.config.mila_dir, {a.key: a for a in running})
         report = execute(project, prepared, options, keeping, worker=worker)
     table = Table(show_edge=False, header_style="bold", box=None, pad_edge=False)
-    for col in ("service", "region", "action", "result", "duration"):
-        table.add_column(col)
+    # on a narrow terminal the names shrink first: a result or a duration is never cut
+    for col in ("service", "region", "action"):
+        table.add_column(col, overflow="ellipsis")
+    table.add_column("result", no_wrap=True, min_width=len(Status.SUCCEEDED.value))
+    table.add_column("duration", no_wrap=True)
     failed = []
     for a in running:
         o = report.outcomes[a.key]
