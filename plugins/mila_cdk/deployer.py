@@ -41,11 +41,11 @@ from mila_node import (
     find_executable,
     plain_variables,
     run_tool,
+    service_findings,
     tool_environment,
-    tool_findings,
 )
 
-from mila.errors import DeployError, MilaError
+from mila.errors import DeployError
 from mila.model import Action, DeployResult, Finding, Workspace
 from mila.protocols import DeployContext
 
@@ -92,14 +92,7 @@ class CdkDeployer(StackDeployer):
     def validate(self, action: Action, context: DeployContext) -> list[Finding]:
         """Plan-time checks, no process run and no AWS call: the ``[service]`` keys, Node.js
         and the CDK installed. (The app itself runs at deploy time, in ``cdk synth``.)"""
-        ws = context.workspace
-        if ws is None:
-            return []
-        try:
-            StackSettings.from_workspace(ws)
-        except MilaError as exc:
-            return [Finding(str(exc))]
-        return tool_findings(TOOL, context.root / ws.path, context.root, ws.path)
+        return service_findings(TOOL, context, StackSettings.from_workspace)
 
     def deploy(self, action: Action, context: DeployContext) -> DeployResult:
         ws = context.workspace

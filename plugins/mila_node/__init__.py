@@ -22,13 +22,16 @@ import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from mila.errors import DeployError
-from mila.model import Finding
+from mila.errors import DeployError, MilaError
+from mila.model import Finding, Workspace
+
+if TYPE_CHECKING:
+    from mila.protocols import DeployContext
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 LOCK_FILES = ("package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml")
@@ -85,6 +88,20 @@ def tool_findings(tool: Tool, folder: Path, root: Path, where: str) -> list[Find
         return [Finding(f"{exc.message} ({exc.hint})" if exc.hint else exc.message, file=where,
                         rule=f"{tool.deployer}-tool")]
     return []
+
+
+def service_findings(tool: Tool, context: DeployContext,
+                     check_settings: Callable[[Workspace], object]) -> list[Finding]:
+    """A front-end deployer's ``validate``: its ``[service]`` keys (``check_settings`` raises
+    a :class:`MilaError`) and :func:`tool_findings`. No process is run, no cloud call made."""
+    ws = context.workspace
+    if ws is None:
+        return []
+    try:
+        check_settings(ws)
+    except MilaError as exc:
+        return [Finding(str(exc))]
+    return tool_findings(tool, context.root / ws.path, context.root, ws.path)
 
 
 def run_tool(command: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: TextIO | None,

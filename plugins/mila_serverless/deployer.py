@@ -40,11 +40,11 @@ from mila_node import (
     find_executable,
     plain_variables,
     run_tool,
+    service_findings,
     tool_environment,
-    tool_findings,
 )
 
-from mila.errors import DeployError, MilaError
+from mila.errors import DeployError
 from mila.model import Action, Finding, Workspace
 from mila.protocols import DeployContext
 
@@ -118,14 +118,7 @@ class ServerlessDeployer(StackDeployer):
         """Plan-time checks, no process run and no AWS call: the ``[service]`` keys, Node.js
         and the framework installed. (The framework validates ``serverless.yml`` itself when
         it packages, at deploy time.)"""
-        ws = context.workspace
-        if ws is None:
-            return []
-        try:
-            StackSettings.from_workspace(ws)
-        except MilaError as exc:
-            return [Finding(str(exc))]
-        return tool_findings(TOOL, context.root / ws.path, context.root, ws.path)
+        return service_findings(TOOL, context, StackSettings.from_workspace)
 
     def parameters(self, action: Action, context: DeployContext, ws: Workspace,
                    template: Template) -> dict[str, str]:
