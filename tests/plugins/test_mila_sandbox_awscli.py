@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,13 @@ TEMPLATE = textwrap.dedent("""\
     """)
 
 
+def next_second() -> None:
+    """`aws cloudformation deploy` names its change set after the epoch second, and AWS keeps
+    the executed one: two deploys of one stack within a second collide (AlreadyExists) — on
+    AWS too, where a deploy never takes under a second; the sandbox is that fast."""
+    time.sleep(1.0 - time.time() % 1.0 + 0.05)
+
+
 def aws(handle: SandboxHandle, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(handle.environment())  # what `mila sandbox` prints
@@ -60,8 +68,10 @@ def test_aws_cloudformation_deploy_through_s3(sandbox: SandboxHandle, tmp_path: 
               "cli", "--s3-bucket", "cli-artifacts", "--no-fail-on-empty-changeset")
     first = aws(sandbox, *deploy, cwd=tmp_path)  # TemplateURL path-style on 127.0.0.1
     assert first.returncode == 0, first.stderr
+    next_second()
     again = aws(sandbox, *deploy, cwd=tmp_path)  # UsePreviousValue for defaulted parameters
     assert again.returncode == 0, again.stderr
+    next_second()
     changed = aws(sandbox, *deploy, "--parameter-overrides", "Size=large", cwd=tmp_path)
     assert changed.returncode == 0, changed.stderr
     got = aws(sandbox, "ssm", "get-parameter", "--name", "/cli/dev/size", cwd=tmp_path)
