@@ -241,6 +241,15 @@ class Plan:
     def has_changes(self) -> bool:
         return any(a.kind.changes for a in self.actions)
 
+    def columns(self) -> list[str]:
+        """The regions to show as columns: the environment's, then any other a destroy row
+        names (a region that left the environment)."""
+        regions = list(self.regions)
+        for a in self.actions:
+            if a.region not in regions:
+                regions.append(a.region)
+        return regions
+
     def count(self, *kinds: ActionKind) -> int:
         return sum(1 for a in self.actions if a.kind in kinds)
 

@@ -93,10 +93,7 @@ def plan_markdown(prepared: Any) -> str:
     """The plan as Markdown, ready for a pull-request comment: one row per service, one
     column per region, then the counts."""
     plan = prepared.plan
-    regions = list(plan.regions)
-    for a in plan.actions:
-        if a.region not in regions:
-            regions.append(a.region)
+    regions = plan.columns()
     cells: dict[str, dict[str, str]] = {}
     for a in plan.actions:
         cells.setdefault(a.service, {})[a.region] = a.kind.value

@@ -95,10 +95,7 @@ def render_plan(console: Console, prepared: Prepared, why: bool = False) -> None
     """The plan table (a short ``why`` column on a terminal); with ``why``, every reason of
     every changing action below it."""
     plan = prepared.plan
-    regions = list(plan.regions)
-    for a in plan.actions:
-        if a.region not in regions:
-            regions.append(a.region)
+    regions = plan.columns()
     cells: dict[str, dict[str, ActionKind]] = {}
     reasons: dict[str, tuple[str, ...]] = {}
     for a in plan.actions:
