@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -117,3 +118,55 @@ def test_gitlab_ci_recipe(repo) -> None:
     for line in mila_lines(pipeline["stop-preview"]["script"]):
         run_line(root, line, env)
     assert environments(root, env) == {"prod"}
+
+
+def matrix_line(line: str, worker: int) -> str:
+    return line.replace("${{ matrix.worker }}", str(worker))
+
+
+@pytest.mark.slow
+def test_github_actions_worker_matrix_recipe(repo, tmp_path) -> None:
+    """The "one plan, many runners" workflow: the plan job saves the plan; the matrix's four jobs,
+    each in its own checkout of the same commit, run the recipe's line at once on that file; the
+    state alone coordinates them: each action is deployed by exactly one job, and every job
+    reports the plan's result."""
+    root, env = repo
+    workflow = yaml_blocks()[".github/workflows/deploy.yml (excerpt)"]
+    hello = root / "services" / "hello"
+    for i in range(2, 6):  # five services: more actions than any single job takes first
+        copy = root / "services" / f"hello{i}"
+        shutil.copytree(hello, copy)
+        pyproject = copy / "pyproject.toml"
+        pyproject.write_text(pyproject.read_text().replace('"hello"', f'"hello{i}"'))
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "more services"], cwd=root, check=True)
+    for line in github_job(workflow, "plan"):
+        run_line(root, line, env)
+    plan = json.loads((root / "plan.json").read_text())
+    planned = {(a["service"], a["region"]) for a in plan["actions"] if a["action"] != "no_changes"}
+    assert len(planned) == 5
+
+    (apply_line,) = github_job(workflow, "apply")
+    jobs = []
+    for worker in range(1, 5):  # actions/download-artifact: the plan file, in a fresh checkout
+        checkout = tmp_path / f"job{worker}"
+        subprocess.run(["git", "clone", "-q", str(root), str(checkout)], check=True)
+        shutil.copy(root / "plan.json", checkout / "plan.json")
+        jobs.append((checkout, subprocess.Popen(
+            ["bash", "-ec", matrix_line(apply_line, worker)], cwd=checkout, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
+    deployed_by: dict[tuple[str, str], list[int]] = {key: [] for key in planned}
+    for worker, (checkout, proc) in enumerate(jobs, 1):
+        out, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out[-3000:]
+        doc = json.loads((checkout / f"result-{worker}.json").read_text())
+        assert doc["status"] == "succeeded", doc
+        for action in doc["actions"]:
+            if action["status"] == "succeeded":
+                deployed_by[(action["service"], action["region"])].append(worker)
+    assert all(len(workers) == 1 for workers in deployed_by.values()), deployed_by
+    # a new plan after the matrix: nothing left to do
+    r = subprocess.run(["mila", "deploy", "-e", "prod", "--only-prompt", "--json"], cwd=root,
+                       env=env, capture_output=True, text=True, check=True)
+    assert {a["action"] for a in json.loads(r.stdout)["actions"]} == {"no_changes"}
