@@ -246,12 +246,31 @@ def terminate_as_interrupt() -> Iterator[None]:
             signal.signal(s, old)
 
 
+class EnvChoice(click.Choice):  # type: ignore[type-arg]
+    """A choice that, when the bad value came from the option's environment variable, names
+    the variable (the user never typed the flag)."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as exc:
+            envvar = getattr(param, "envvar", None)
+            if ctx is not None and param is not None and param.name and isinstance(envvar, str) \
+                    and ctx.get_parameter_source(param.name) is \
+                    click.core.ParameterSource.ENVIRONMENT:
+                raise click.BadParameter(f"{value!r} is not one of "
+                                         f"{', '.join(map(repr, self.choices))}.",
+                                         ctx, param, param_hint=f"${envvar}") from exc
+            raise
+
+
 @click.group(cls=MilaGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="mila")
 @click.option("-C", "--project-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Run as if started in DIR (default: the current directory).")
 @click.option("-v", "--verbose", count=True, help="More logs; -vv for debug. Tracebacks on errors.")
-@click.option("--log-format", type=click.Choice(["console", "json"]), default="console",
+@click.option("--log-format", type=EnvChoice(["console", "json"]), default="console",
               show_default=True, envvar="MILA_LOG_FORMAT",
               help="Log lines for people, or JSON lines for CI (or $MILA_LOG_FORMAT).")
 @click.pass_context

@@ -84,3 +84,13 @@ def test_plain_timestamped_lines_and_json_logs_in_ci(project, run_mila, monkeypa
     assert failure["service"] == "api" and failure["region"] == "eu-west-1"
     assert failure["level"] == "warning"
     assert "\x1b[" not in r.output  # no colour codes without a terminal
+
+
+def test_a_bad_value_from_the_environment_names_the_variable(run_mila, monkeypatch) -> None:
+    monkeypatch.setenv("MILA_LOG_FORMAT", "jsn")
+    r = run_mila("envs", "list")
+    assert r.exit_code == 2
+    assert "Invalid value for $MILA_LOG_FORMAT: 'jsn' is not one of 'console', 'json'." in r.output
+    assert "--log-format" not in r.output.split("Error:")[1]
+    r = run_mila("--log-format", "jsn", "envs", "list")  # typed: the flag is named
+    assert r.exit_code == 2 and "Invalid value for '--log-format'" in r.output
