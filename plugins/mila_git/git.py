@@ -260,6 +260,20 @@ def parse_status(out: str, prefix: str) -> tuple[list[str], list[str], list[str]
     return read, deleted, untracked
 
 
+def _revision_hint(root: Path, revision: str) -> str:
+    """What to do about a revision git does not know: fetch a remote branch the checkout lacks
+    (CI checkouts are often shallow, with one branch), or name an existing one."""
+    remote, _, branch = revision.partition("/")
+    remotes = subprocess.run(["git", "remote"], cwd=root, capture_output=True, text=True,
+                             check=False).stdout.split()
+    if branch and remote in remotes:
+        return (f"fetch it first: `git fetch {remote} {branch}` (in CI, check out with the "
+                f"history, e.g. `fetch-depth: 0`)")
+    if remotes and branch:
+        return f"this repository's remotes are {', '.join(remotes)}"
+    return "give a branch, tag or commit id of this repository (`git log --oneline` lists commits)"
+
+
 class GitHasher:
     """See the module docstring. One instance per project; ``file_digests`` may be called again."""
 
@@ -404,7 +418,7 @@ class GitHasher:
                              cwd=root, capture_output=True, text=True, check=False)
         if out.returncode != 0:
             raise GitError(f"'{revision}' is not a commit of this repository",
-                           hint="give a branch, tag or commit id, e.g. --since origin/main")
+                           hint=_revision_hint(root, revision))
         return out.stdout.strip()
 
     def _prefix(self, root: Path) -> str:

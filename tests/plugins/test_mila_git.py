@@ -327,8 +327,20 @@ def test_revision_files_and_digests(tmp_path) -> None:
     assert h.revision_digests(root, "HEAD~1") == {"a.txt": blob_id(b"one"), "d/b.txt": blob_id(b"two")}
     assert h.revision_files(root, first, ["a.txt", "missing", "d/b.txt", "d"]) == {
         "a.txt": b"one", "d/b.txt": b"two"}
-    with pytest.raises(GitError, match="not a commit"):
+    with pytest.raises(GitError, match="not a commit") as missing:
         h.resolve(root, "no-such-branch")
+    assert "git log --oneline" in (missing.value.hint or "")
+
+
+def test_an_unknown_remote_branch_is_to_be_fetched(tmp_path) -> None:
+    root = make(tmp_path, {"a.txt": "one"})
+    git(root, "remote", "add", "origin", str(tmp_path / "elsewhere"))
+    with pytest.raises(GitError) as missing:
+        GitHasher(None).resolve(root, "origin/main")
+    assert "`git fetch origin main`" in (missing.value.hint or "")
+    with pytest.raises(GitError) as other:
+        GitHasher(None).resolve(root, "upstream/main")
+    assert "remotes are origin" in (other.value.hint or "")
 
 
 def test_git_failure_is_a_mila_error(tmp_path, monkeypatch) -> None:
