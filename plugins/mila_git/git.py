@@ -21,23 +21,28 @@ identity (:mod:`mila_git.blobs`): the executable bit counts, a symlink is its ta
 it reaches (:mod:`mila_git.links`), a nested repository its commit. What counts is always the
 working tree: staged or not makes no difference.
 
-It also reads other revisions for ``mila affected`` (:meth:`GitHasher.revision_digests`); there
-the stored blob counts, even for files an attribute converts on checkout.
+It also reads other revisions for ``mila affected`` (:meth:`GitHasher.revision_digests`): the
+stored blobs, except for files an attribute converts, taken as a checkout of the revision writes
+them (``git archive`` applies the conversions).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import stat
 import subprocess
+import tarfile
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from mila.errors import MilaError
 from mila_git.blobs import (
+    EXECUTABLE,
     DigestCache,
+    blob_id,
     file_blob_id,
     identity,
     is_executable,
@@ -366,6 +371,7 @@ class GitHasher:
         prefix = self._prefix(root)
         digests: dict[str, str] = {}
         links: list[str] = []
+        files: list[str] = []  # regular files: an attribute may convert them
         for entry in out.split("\0"):
             if not entry:
                 continue
@@ -375,8 +381,8 @@ class GitHasher:
                 rel = path[len(prefix):]
                 if not _excluded(rel):
                     digests[rel] = identity(object_id, mode == EXECUTABLE_MODE)
-                    if mode == SYMLINK_MODE:
-                        links.append(rel)
+                    (links if mode == SYMLINK_MODE else files if mode != GITLINK else []).append(rel)
+        self._convert_as_checked_out(root, commit, out, digests, files)
         if links:
             targets = {p: os.fsdecode(data)
                        for p, data in self.revision_files(root, commit, links).items()}
@@ -384,6 +390,33 @@ class GitHasher:
                 digests[path] = raw_link_digest(target)
             resolve_links(digests, targets, root)
         return digests
+
+    def _convert_as_checked_out(self, root: Path, commit: str, listing: str,
+                                digests: dict[str, str], files: list[str]) -> None:
+        """Files an attribute converts are hashed in the working tree as the bytes that ship:
+        so are they at ``commit``, as its checkout writes them (``git archive`` applies the same
+        conversions), else every such file would differ from its revision."""
+        attributes = _AttributeSources(root)
+        if not attributes.present(listing, ()):
+            return
+        converted = converted_paths(root, files, attributes.autocrlf)
+        # from the top of the work tree: below it, git archive takes the subtree alone and
+        # misses the attributes of the folders above
+        prefix, top = self._prefix(root), find_git_top(root.resolve()) or root
+        for start in range(0, len(converted), 1000):  # keep each command line short
+            chunk = converted[start:start + 1000]
+            tar = subprocess.run(["git", "--literal-pathspecs", "archive", "--format=tar", commit,
+                                  "--", *(prefix + p for p in chunk)],
+                                 cwd=top, capture_output=True, check=False)
+            if tar.returncode != 0:
+                raise GitError(f"git archive failed: {os.fsdecode(tar.stderr).strip()}")
+            with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as archive:
+                for member in archive:
+                    rel = member.name[len(prefix):]
+                    data = archive.extractfile(member) if member.isfile() else None
+                    if data is not None and rel in digests:
+                        executable = digests[rel].startswith(EXECUTABLE)
+                        digests[rel] = identity(blob_id(data.read()), executable)
 
     def revision_files(self, root: Path, revision: str, paths: Iterable[str]) -> dict[str, bytes]:
         """Contents of ``paths`` (relative to ``root``) at ``revision``; missing ones are left out.

@@ -437,6 +437,11 @@ def test_converted_files_are_hashed_as_the_bytes_that_ship(tmp_path, attributes)
     digests = GitHasher(None).file_digests(root)
     assert digests["crlf.txt"] == blob_id((root / "crlf.txt").read_bytes())
     assert digests == FsHasher(None).file_digests(root)
+    # a checkout writes the bytes the attributes say (CRLF or LF): `mila affected` compares
+    # the working tree with the revision as its checkout writes it, and sees no change
+    (root / "crlf.txt").unlink()
+    git(root, "checkout", "--", "crlf.txt")
+    assert GitHasher(None).revision_digests(root, "HEAD") == GitHasher(None).file_digests(root)
 
 
 def test_autocrlf_files_are_hashed_as_the_bytes_that_ship(tmp_path) -> None:
@@ -446,6 +451,18 @@ def test_autocrlf_files_are_hashed_as_the_bytes_that_ship(tmp_path) -> None:
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "crlf")
     assert GitHasher(None).file_digests(root) == FsHasher(None).file_digests(root)
+    assert GitHasher(None).revision_digests(root, "HEAD") == GitHasher(None).file_digests(root)
+
+
+def test_a_converted_file_in_a_project_below_the_top_of_the_work_tree(tmp_path) -> None:
+    root = make(tmp_path, {".gitattributes": "*.txt eol=crlf\n", "app/x": "x"})
+    (root / "app" / "crlf.txt").write_bytes(b"one\r\ntwo\r\n")
+    os.chmod(root / "app" / "crlf.txt", 0o755)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "crlf")
+    now = GitHasher(None).file_digests(root / "app")
+    assert now["crlf.txt"] == "100755:" + blob_id(b"one\r\ntwo\r\n")
+    assert GitHasher(None).revision_digests(root / "app", "HEAD") == now
 
 
 def test_the_identity_follows_what_the_zip_ships(tmp_path) -> None:
