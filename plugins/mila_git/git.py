@@ -49,6 +49,7 @@ from mila_git.blobs import (
     link_target,
     nested_repository_commit,
 )
+from mila_git.index import RacyCheck
 from mila_git.links import raw_link_digest, resolve_links
 
 #: Never an input: mila's own caches, logs and local state.
@@ -130,18 +131,32 @@ class _AttributeSources:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._info = _Git(root, "rev-parse", "--git-path", "info/attributes")
+        # the index file and whether git compares ctimes are read here too, for mila_git.index
+        self._info = _Git(root, "rev-parse", "--git-path", "info/attributes", "--git-path", "index")
         self._config = _Git(root, "config", "-z", "--get-regexp",
-                            r"^core\.(autocrlf|attributesfile)$")
+                            r"^core\.(autocrlf|attributesfile|trustctime|checkstat)$")
         self.autocrlf = False
 
+    def config(self) -> dict[str, str]:
+        return dict(item.partition("\n")[::2]
+                    for item in self._config.result(check=False).split("\0") if item)
+
+    def index_file(self) -> Path:
+        lines = self._info.result(check=False).splitlines()
+        return self.root / (lines[1] if len(lines) > 1 else ".git/index")
+
+    def trust_ctime(self) -> bool:
+        """Whether git compares ctimes (``core.trustctime``, ``core.checkStat``)."""
+        config = self.config()
+        return (config.get("core.trustctime", "true").lower() not in ("false", "no", "off", "0")
+                and config.get("core.checkstat", "default").lower() != "minimal")
+
     def present(self, listing: str, untracked: Iterable[str]) -> bool:
-        config = dict(item.partition("\n")[::2]
-                      for item in self._config.result(check=False).split("\0") if item)
+        config = self.config()
         self.autocrlf = config.get("core.autocrlf", "false").lower() in ("true", "input", "yes",
                                                                           "on", "1")
         xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-        files = [self.root / self._info.result(check=False).strip(),
+        files = [self.root / self._info.result(check=False).partition("\n")[0].strip(),
                  Path(os.path.expanduser(config.get("core.attributesfile", "")) or
                       os.path.join(xdg, "git", "attributes")),
                  Path("/etc/gitattributes")]
@@ -290,6 +305,7 @@ class GitHasher:
     def file_digests(self, root: Path) -> Mapping[str, str]:
         root = Path(root)
         prefix = self._prefix(root)  # status paths are relative to the top of the work tree
+        racy = RacyCheck(self.cache_dir)  # its clock starts before git status
         index = _Git(root, "ls-files", "-s", "-z")
         # at the top of the work tree no pathspec: one turns git's untracked cache off
         changed = _Git(root, "status", "--porcelain", "-z", "-unormal", "--no-renames",
@@ -308,9 +324,14 @@ class GitHasher:
         if attributes.present(listing, new):
             from_disk += converted_paths(root, [p for p in digests if p not in gitlinks],
                                          attributes.autocrlf)
+        if listing:  # git's "clean" is no proof for racily clean entries: read those too
+            from_disk += racy.suspects(root, attributes.index_file(),
+                                       len(listing.split(" ", 2)[1]) // 2, prefix,
+                                       attributes.trust_ctime(), digests)
         links = {p: "" for p, mode in modes.items() if mode == SYMLINK_MODE and p in digests}
         self._hash_working_tree(root, [p for p in from_disk if not _excluded(p)], digests,
                                 gitlinks, links)
+        racy.settle(root, digests, links)
         if f"\t{MILA_DIR}/" in listing:  # committed by mistake; never an input
             for path in [p for p in digests if _excluded(p)]:
                 del digests[path]
