@@ -13,13 +13,14 @@ repository:
   untracked cache serves these when ``core.untrackedCache`` is on; hence no pathspec when the
   project is the whole work tree); ``git ls-files -o`` then lists the files of those folders.
 
-Only the paths of the last two are read from disk, in Python, as the bytes that ship (never
-through ``git hash-object``, which applies clean filters and reads some file names differently).
-When ``.gitattributes`` or ``core.autocrlf`` can convert files between the index and the working
-tree, ``git check-attr`` names them and they are read from disk too. A file's digest is its
-identity (:mod:`mila_git.blobs`): the executable bit counts, a symlink is its target plus what
-it reaches (:mod:`mila_git.links`), a nested repository its commit. What counts is always the
-working tree: staged or not makes no difference.
+Only the paths of the last two, and the tracked files whose "clean" from git is no proof (racily
+clean index entries, :mod:`mila_git.index`: none on a warm run), are read from disk, in Python, as
+the bytes that ship (never through ``git hash-object``, which applies clean filters and reads some
+file names differently). When ``.gitattributes`` or ``core.autocrlf`` can convert files between the
+index and the working tree, ``git check-attr`` names them and they are read from disk too. A file's
+digest is its identity (:mod:`mila_git.blobs`): the executable bit counts, a symlink is its target
+plus what it reaches (:mod:`mila_git.links`), a nested repository its commit. What counts is always
+the working tree: staged or not makes no difference.
 
 It also reads other revisions for ``mila affected`` (:meth:`GitHasher.revision_digests`): the
 stored blobs, except for files an attribute converts, taken as a checkout of the revision writes

@@ -32,7 +32,6 @@ import shutil
 import stat
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -300,12 +299,8 @@ class ChangeDetection(RuleBasedStateMachine):
         if files:
             path = self.root / data.draw(st.sampled_from(files))
             before = path.stat()
-            # KNOWN LIMITATION (open, see docs/change-detection.md): when git refreshed a
-            # file's index entry in the same second as its last ctime change (a chmod, say),
-            # git's status is blind to a same-size rewrite in that second that restores the
-            # mtime (git compares whole seconds), and mila trusts git's "clean". Until mila
-            # checks such racily-clean entries itself, the rewrite waits for the next second.
-            time.sleep(max(0.0, before.st_ctime_ns / 1e9 + 1.05 - time.time()))
+            # often in the same second as a chmod and a git status that refreshed the entry:
+            # git then calls the file clean (whole-second ctimes); mila_git.index catches it
             old = path.read_bytes()
             with open(path, "r+b") as f:
                 f.write(bytes([old[0] ^ 1]) + old[1:])
