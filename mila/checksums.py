@@ -49,6 +49,8 @@ import re
 import stat
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -88,7 +90,11 @@ def canonical_json(value: Any) -> bytes:
 def listing_digest(files: Mapping[str, str]) -> str:
     """sha256 of ``path NUL digest NUL`` for each file, sorted by path: unambiguous (a path
     holds no NUL, a digest is hex) and much cheaper than the same data as JSON."""
-    text = "".join(f"{p}\0{files[p]}\0" for p in sorted(files))
+    if not files:
+        return sha256_hex(b"")
+    # the same bytes as ``"".join(f"{p}\0{d}\0" …)``, joined in C (paths are unique, so sorting
+    # the pairs sorts the paths; a sorted listing sorts in one pass)
+    text = "\0".join(chain.from_iterable(sorted(files.items()))) + "\0"
     return sha256_hex(text.encode("utf-8", "surrogateescape"))
 
 
@@ -243,7 +249,7 @@ def compute_checksums(graph: WorkspaceGraph, digests: Mapping[str, str], config:
     map (``{root-relative path: object id}``) — the working tree's or a revision's — and the
     files each service packages (see :func:`packaged_inputs`)."""
     paths = sorted(digests)
-    values = [digests[p] for p in paths]
+    values = list(map(digests.__getitem__, paths))
     needed = set(graph.workspaces) if names is None else _closure(graph, names)
     packaged = packaged or {}
     root_files = {p: digests[p] for p in select_files(paths, config.src)} if config.src else {}
@@ -251,11 +257,13 @@ def compute_checksums(graph: WorkspaceGraph, digests: Mapping[str, str], config:
     project_part = {"name": config.name, "artifacts_bucket": config.artifacts_bucket}
 
     out: dict[str, Checksum] = {}
+    closure: dict[str, set[str]] = {}  # transitive dependencies, built in topological order
     for name in graph.topological_order():
         if name not in needed:
             continue
         ws = graph[name]
-        deps = graph.dependencies(name, transitive=True)
+        closure[name] = set(ws.depends_on).union(*(closure[d] for d in ws.depends_on))
+        deps = sorted(closure[name])
         files = workspace_files(ws, paths, values)
         parts = {
             "config": workspace_config(ws),
@@ -294,8 +302,9 @@ def _packaged_part(ws: Workspace, files: Mapping[str, str],
 
 def workspace_config(ws: Workspace) -> dict[str, Any]:
     """The part of a workspace's configuration that can change what it deploys."""
+    settings = json.loads(canonical_json(dict(ws.settings))) if ws.settings else {}
     return {"name": ws.name, "kind": ws.kind, "depends_on": sorted(ws.depends_on),
-            "src": list(ws.src), "settings": json.loads(canonical_json(dict(ws.settings)))}
+            "src": list(ws.src), "settings": settings}
 
 
 def workspace_files(ws: Workspace, paths: Sequence[str], values: Sequence[str]) -> dict[str, str]:
@@ -303,22 +312,31 @@ def workspace_files(ws: Workspace, paths: Sequence[str], values: Sequence[str]) 
     ``paths`` are all root-relative paths, sorted, and ``values`` their digests."""
     prefix = "" if ws.path in ("", ".") else ws.path.rstrip("/") + "/"
     lo, hi = _bounds(paths, prefix) if prefix else (0, len(paths))
-    cut = len(prefix)
-    files = {p[cut:]: d for p, d in zip(paths[lo:hi], values[lo:hi], strict=True)}
+    files = dict(zip(map(itemgetter(slice(len(prefix), None)), paths[lo:hi]), values[lo:hi],
+                     strict=True))
     # its own mila.toml is hashed as parsed config (``config``): a comment changes nothing
     files.pop("mila.toml", None)
     # its environment files enter per environment, as variables (``deploy_checksum``): a new
     # line in envs/.env.prod must not redeploy dev
-    for rel in _env_files(files):
+    env = bisect.bisect_left(paths, prefix + "envs/.env", lo, hi)
+    for rel in _env_files(paths[env:hi], len(prefix)):
         del files[rel]
     if ws.src:  # the keys are still sorted: the common prefix was cut from sorted paths
         files = {r: files[r] for r in select_files(list(files), ws.src)}
     return files
 
 
-def _env_files(files: Mapping[str, str]) -> list[str]:
-    """The environment files (``envs/.env``, ``envs/.env.<env>``) among a workspace's files."""
-    return [r for r in files if r.startswith("envs/.env") and (r == "envs/.env" or r[9] == ".")]
+def _env_files(paths: Iterable[str], cut: int) -> list[str]:
+    """The environment files (``envs/.env``, ``envs/.env.<env>``) among a workspace's files:
+    ``paths`` sorted, from the first that may be one, with ``cut`` characters of prefix."""
+    out: list[str] = []
+    for path in paths:
+        r = path[cut:]
+        if not r.startswith("envs/.env"):
+            break  # sorted: the candidates are adjacent
+        if r == "envs/.env" or r[9] == ".":
+            out.append(r)
+    return out
 
 
 # --------------------------------------------------------------------------- per deployment
