@@ -26,7 +26,7 @@ from mila.protocols import BuildContext, Builder
 
 def cache_dir(project: Project) -> Path:
     """``.mila/cache``: digests and builds, all of it safe to delete."""
-    return project.config.mila_dir / "cache"
+    return project.config.cache_dir
 
 
 def build_cache_dir(project: Project) -> Path:

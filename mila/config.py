@@ -121,6 +121,11 @@ class ProjectConfig:
         """``.mila/`` under the root: caches, logs, local state, the sandbox pid file."""
         return self.root / ".mila"
 
+    @property
+    def cache_dir(self) -> Path:
+        """``.mila/cache``: file digests, parsed workspace files, builds; all safe to delete."""
+        return self.mila_dir / "cache"
+
     def account_for(self, environment: str) -> AccountConfig | None:
         for account in self.accounts:
             if environment in account.environments:
@@ -158,13 +163,22 @@ def load_config(start: Path | None = None) -> ProjectConfig:
 def read_toml(path: Path, shown: str) -> dict[str, Any]:
     """Read a TOML file, turning syntax errors into a :class:`ConfigError` naming ``shown``."""
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", file=shown) from None
+    return parse_toml(data, shown)
+
+
+def parse_toml(data: bytes, shown: str) -> dict[str, Any]:
+    """The TOML document in ``data`` (a file's bytes); :class:`ConfigError` naming ``shown``."""
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"invalid TOML: not UTF-8 ({exc.reason} at byte {exc.start})",
+                          file=shown, hint="save it as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", file=shown,
                           hint="fix the syntax at the line shown") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", file=shown) from None
 
 
 def loads_toml(text: str) -> dict[str, Any] | None:

@@ -10,15 +10,18 @@ name another workspace (by workspace name or by the other workspace's package na
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mila.config import CONFIG_FILE, ProjectConfig, parse_service_table, read_toml
+from mila.config import CONFIG_FILE, ProjectConfig, parse_service_table, parse_toml
 from mila.errors import ConfigError
 from mila.model import Workspace, WorkspaceKind, frozen_mapping
+from mila.parsed_files import ParsedFiles, file_stat
 from mila.protocols import DeployerType
 
 PACKAGE_KEYS = {"name", "depends_on", "src"}
@@ -92,25 +95,42 @@ class WorkspaceGraph:
 
 
 def discover(config: ProjectConfig, deployers: Sequence[DeployerType] = ()) -> WorkspaceGraph:
-    """Find every workspace, classify it, infer dependencies and validate the graph."""
+    """Find every workspace, classify it, infer dependencies and validate the graph.
+
+    Each workspace's ``mila.toml``, ``pyproject.toml`` and ``package.json`` is parsed once and
+    remembered under ``.mila/cache`` (:mod:`mila.parsed_files`) until it changes."""
+    parsed = ParsedFiles(config.cache_dir)
+    kinds = _Deployers(deployers)
     found: list[tuple[Workspace, set[str], str | None]] = []  # (workspace, deps, package name)
-    for folder in _workspace_folders(config):
-        rel = folder.relative_to(config.root).as_posix()
+    for folder, rel in _workspace_folders(config):
         toml_rel = f"{rel}/{CONFIG_FILE}"
-        doc = _workspace_doc(folder, toml_rel)
-        pkg_meta = _package_metadata(folder, rel)
+        doc = _workspace_doc(parsed, folder, toml_rel)
+        pkg_meta = _package_metadata(parsed, folder, rel)
         ws = None
         if "service" in doc or "package" not in doc:
-            ws = _service(folder, rel, toml_rel, doc, deployers)
+            ws = _service(folder, rel, toml_rel, doc, kinds)
         if ws is None:
-            ws = _package(folder, rel, toml_rel, doc)
+            ws = _package(rel, toml_rel, doc)
         found.append((ws, set(pkg_meta["deps"]), pkg_meta["name"]))
-    return _link(config, found)
+    graph = _link(config, found)
+    parsed.save()  # after every check: a project with errors leaves the cache as it was
+    return graph
 
 
-def _workspace_doc(folder: Path, toml_rel: str) -> dict[str, Any]:
+def _parse_json(shown: str) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        try:
+            return json.loads(data.decode("utf-8"))
+        except ValueError as exc:  # UnicodeDecodeError is one
+            raise ConfigError(f"invalid JSON: {exc}", file=shown) from None
+    return parse
+
+
+def _workspace_doc(parsed: ParsedFiles, folder: str, toml_rel: str) -> dict[str, Any]:
     """The workspace's ``mila.toml`` (``{}`` when it has none): ``[service]`` or ``[package]``."""
-    doc = read_toml(folder / CONFIG_FILE, toml_rel) if (folder / CONFIG_FILE).is_file() else {}
+    path = f"{folder}/{CONFIG_FILE}"
+    st = file_stat(path, toml_rel)
+    doc = parsed.parse(path, toml_rel, st, partial(parse_toml, shown=toml_rel)) if st is not None else {}
     unknown = set(doc) - {"service", "package"}
     if unknown:
         raise ConfigError(f"unknown table '{sorted(unknown)[0]}'", file=toml_rel,
@@ -121,17 +141,29 @@ def _workspace_doc(folder: Path, toml_rel: str) -> dict[str, Any]:
     return doc
 
 
-def _service(folder: Path, rel: str, toml_rel: str, doc: Mapping[str, Any],
-             deployers: Sequence[DeployerType]) -> Workspace | None:
+class _Deployers:
+    """The installed deployer types, as every workspace's classification needs them."""
+
+    def __init__(self, deployers: Sequence[DeployerType]) -> None:
+        self.by_name = {d.name: d for d in deployers}
+        self.extra_keys: frozenset[str] = frozenset().union(*(d.config_keys for d in deployers))
+        self.by_priority = sorted(deployers, key=lambda d: (d.priority, d.name))
+
+    def detect(self, folder: str) -> str | None:
+        path = Path(folder)
+        return next((d.name for d in self.by_priority if d.detect(path)), None)
+
+
+def _service(folder: str, rel: str, toml_rel: str, doc: Mapping[str, Any],
+             kinds: _Deployers) -> Workspace | None:
     """The service in ``folder``: its ``[service]`` table, its deployer named there or the
     first (by priority) that detects it; ``None`` when it has no table and none detects it."""
-    deployer_names = {d.name: d for d in deployers}
-    extra_keys = frozenset().union(*(d.config_keys for d in deployers)) if deployers else frozenset()
-    table = parse_service_table(doc["service"], toml_rel, extra_keys) if "service" in doc else {}
+    deployer_names = kinds.by_name
+    table = parse_service_table(doc["service"], toml_rel, kinds.extra_keys) \
+        if "service" in doc else {}
     deployer = table.get("deployer")
     if deployer is None:
-        by_priority = sorted(deployers, key=lambda d: (d.priority, d.name))
-        deployer = next((d.name for d in by_priority if d.detect(folder)), None)
+        deployer = kinds.detect(folder)
     if deployer is None and "service" in doc:
         installed = ", ".join(sorted(deployer_names)) or "(no deployer plugin is installed)"
         raise ConfigError("no deployer detects this service", file=toml_rel,
@@ -144,7 +176,7 @@ def _service(folder: Path, rel: str, toml_rel: str, doc: Mapping[str, Any],
     if deployer is None:
         return None
     return Workspace(
-        name=table.get("name", folder.name),
+        name=table.get("name", rel.rsplit("/", 1)[-1]),
         path=rel,
         kind=WorkspaceKind.SERVICE,
         depends_on=tuple(table.get("depends_on", ())),
@@ -159,8 +191,8 @@ def _service(folder: Path, rel: str, toml_rel: str, doc: Mapping[str, Any],
     )
 
 
-def _package(folder: Path, rel: str, toml_rel: str, doc: Mapping[str, Any]) -> Workspace:
-    """The package in ``folder``, from its ``[package]`` table (if any)."""
+def _package(rel: str, toml_rel: str, doc: Mapping[str, Any]) -> Workspace:
+    """The package in folder ``rel``, from its ``[package]`` table (if any)."""
     table = doc.get("package", {})
     if not isinstance(table, dict):
         raise ConfigError("expected a table", file=toml_rel, key="package")
@@ -169,21 +201,25 @@ def _package(folder: Path, rel: str, toml_rel: str, doc: Mapping[str, Any]) -> W
         raise ConfigError(f"unknown key '{sorted(unknown_keys)[0]}'", file=toml_rel,
                           key=f"package.{sorted(unknown_keys)[0]}",
                           hint=f"allowed keys here: {', '.join(sorted(PACKAGE_KEYS))}")
-    return Workspace(name=table.get("name", folder.name), path=rel, kind=WorkspaceKind.PACKAGE,
-                     depends_on=tuple(table.get("depends_on", ())),
+    return Workspace(name=table.get("name", rel.rsplit("/", 1)[-1]), path=rel,
+                     kind=WorkspaceKind.PACKAGE, depends_on=tuple(table.get("depends_on", ())),
                      src=tuple(table.get("src", ())), config_file=toml_rel if doc else None)
 
 
-def _workspace_folders(config: ProjectConfig) -> list[Path]:
-    folders: dict[Path, None] = {}
+def _workspace_folders(config: ProjectConfig) -> list[tuple[str, str]]:
+    """``(folder, root-relative POSIX path)`` of every workspace, in path order, each once."""
+    root = str(config.root)
+    cut = len(root.rstrip("/")) + 1
+    folders: dict[str, str] = {}
     for pattern in config.workspaces:
         if PurePosixPath(pattern).is_absolute() or ".." in PurePosixPath(pattern).parts:
             raise ConfigError(f"workspace pattern '{pattern}' leaves the project",
                               file=config.config_file, key="project.workspaces",
                               hint="use globs relative to the project root")
-        matches = sorted(p for p in config.root.glob(pattern)
-                         if p.is_dir() and not any(part.startswith(".")
-                                                   for part in p.relative_to(config.root).parts))
+        matches = [(str(p)[cut:], str(p)) for p in config.root.glob(pattern)]
+        matches = sorted((m for m in matches if not any(part.startswith(".")
+                                                        for part in m[0].split("/"))
+                          and os.path.isdir(m[1])), key=lambda m: m[0].split("/"))
         # "services/*" may match nothing yet; but its base folder "services" must exist
         prefix = _literal_prefix(pattern)
         literal = PurePosixPath(*prefix) if prefix else None
@@ -192,9 +228,10 @@ def _workspace_folders(config: ProjectConfig) -> list[Path]:
             raise ConfigError(f"workspace pattern '{pattern}' matches no folder",
                               file=config.config_file, key="project.workspaces",
                               hint="create the folder or fix the pattern")
-        for m in matches:
-            folders[m] = None
-    return list(folders)
+        for rel, folder in matches:
+            folders.setdefault(rel, folder)
+    return sorted(((folder, rel) for rel, folder in folders.items()),
+                  key=lambda m: m[1].split("/"))
 
 
 def _has_glob(pattern: str) -> bool:
@@ -211,24 +248,21 @@ def _literal_prefix(pattern: str) -> list[str]:
     return parts
 
 
-def _package_metadata(folder: Path, rel: str) -> dict[str, Any]:
+def _package_metadata(parsed: ParsedFiles, folder: str, rel: str) -> dict[str, Any]:
     """Package name and dependency names from pyproject.toml and package.json."""
     name: str | None = None
     deps: list[str] = []
-    pyproject = folder / "pyproject.toml"
-    if pyproject.is_file():
-        project = read_toml(pyproject, f"{rel}/pyproject.toml").get("project", {})
+    path, shown = f"{folder}/pyproject.toml", f"{rel}/pyproject.toml"
+    if (st := file_stat(path, shown)) is not None:
+        project = parsed.parse(path, shown, st, partial(parse_toml, shown=shown)).get("project", {})
         if isinstance(project, dict):
             name = project.get("name") if isinstance(project.get("name"), str) else None
             for req in project.get("dependencies", []) or []:
                 if isinstance(req, str) and (m := _REQ_NAME.match(req)):
                     deps.append(normalize(m.group(1)))
-    package_json = folder / "package.json"
-    if package_json.is_file():
-        try:
-            pkg = json.loads(package_json.read_text(encoding="utf-8"))
-        except (ValueError, OSError) as exc:
-            raise ConfigError(f"invalid JSON: {exc}", file=f"{rel}/package.json") from None
+    path, shown = f"{folder}/package.json", f"{rel}/package.json"
+    if (st := file_stat(path, shown)) is not None:
+        pkg = parsed.parse(path, shown, st, _parse_json(shown))
         if isinstance(pkg, dict):
             name = name or (pkg.get("name") if isinstance(pkg.get("name"), str) else None)
             for key in ("dependencies", "devDependencies", "peerDependencies"):
@@ -267,7 +301,8 @@ def _link(config: ProjectConfig,
                                   hint=f"workspaces are: {', '.join(sorted(by_name))}")
         deps = set(ws.depends_on) | {aliases[d] for d in inferred if d in aliases}
         deps.discard(ws.name)
-        linked[ws.name] = replace(ws, depends_on=tuple(sorted(deps)))
+        edges = tuple(sorted(deps))
+        linked[ws.name] = ws if edges == ws.depends_on else replace(ws, depends_on=edges)
 
     graph = WorkspaceGraph(frozen_mapping(dict(sorted(linked.items()))))
     cycle = find_cycle({n: w.depends_on for n, w in graph.workspaces.items()})
