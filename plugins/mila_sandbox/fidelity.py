@@ -15,6 +15,8 @@ import threading
 FIXES: tuple[str, ...] = (
     "server_errors",
     "ddb_transactions",
+    "ddb_item_json",
+    "ddb_query",
     "s3_secure_transport",
     "lambda_invoke",
     "cfn_template_urls",
