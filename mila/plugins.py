@@ -1,4 +1,5 @@
-"""The plugin manager: the only module that knows about entry points.
+"""The plugin manager: the only module that loads entry points (found by
+:mod:`mila.entry_points`).
 
 Load order (pluggy calls the last registered first):
 
@@ -24,17 +25,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 
+from mila import entry_points as installed
 from mila import hookspecs
 from mila.errors import MilaError, PluginError
 from mila.protocols import DeployerType, HasherType, ReferenceResolverType, StateBackendType
 
 if TYPE_CHECKING:
-    import click
+    from pathlib import Path
 
-try:  # the stdlib version lacks .dist on 3.10 entry points; the backport has it everywhere
-    import importlib_metadata as metadata
-except ImportError:  # pragma: no cover
-    from importlib import metadata  # type: ignore[no-redef]
+    import click
 
 ENTRY_POINT_GROUP = "mila"
 T = TypeVar("T")
@@ -188,12 +187,16 @@ def build_plugin_manager(
     disabled: Iterable[str] = (),
     environ: dict[str, str] | None = None,
     entry_points: Callable[[], Iterable[Any]] | None = None,
+    cache_dir: Path | None = None,
 ) -> MilaPluginManager:
-    """Load every plugin in the documented order and check for hook typos (``check_pending``)."""
+    """Load every plugin in the documented order and check for hook typos (``check_pending``).
+
+    With ``cache_dir`` (a project's ``.mila/cache``) the installed entry points are remembered
+    there until something installed changes (:mod:`mila.entry_points`)."""
     env = os.environ if environ is None else environ
     disabled_set = set(disabled) | _split(env.get("MILA_DISABLE_PLUGINS", ""))
     pm = MilaPluginManager()
-    eps = entry_points() if entry_points else metadata.entry_points(group=ENTRY_POINT_GROUP)
+    eps = entry_points() if entry_points else installed.find(ENTRY_POINT_GROUP, cache_dir)
     for ep in sorted(eps, key=lambda e: e.name):
         if ep.name in disabled_set:
             continue

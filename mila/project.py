@@ -108,5 +108,6 @@ class Project:
 
 def load_project(start: Path | None = None, environ: dict[str, str] | None = None) -> Project:
     config = load_config(start)
-    pm = build_plugin_manager(config.plugins, config.disable_plugins, environ)
+    pm = build_plugin_manager(config.plugins, config.disable_plugins, environ,
+                              cache_dir=config.cache_dir)
     return Project(config, pm)

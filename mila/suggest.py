@@ -6,7 +6,6 @@ same way: the nearest candidates when there are some, else the full list when it
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 #: A full list longer than this is not worth printing (38 regions are not a hint).
@@ -15,6 +14,8 @@ MAX_LISTED = 12
 
 def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     """The known names closest to ``name``, best first (empty when none is close)."""
+    import difflib  # on errors only: not worth its import on every command
+
     return difflib.get_close_matches(name, sorted(set(candidates)), n=n, cutoff=0.6)
 
 

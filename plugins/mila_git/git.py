@@ -34,7 +34,6 @@ import os
 import shutil
 import stat
 import subprocess
-import tarfile
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -432,6 +431,8 @@ class GitHasher:
                                  cwd=top, capture_output=True, check=False)
             if tar.returncode != 0:
                 raise GitError(f"git archive failed: {os.fsdecode(tar.stderr).strip()}")
+            import tarfile  # only for files an attribute converts (~4 ms to import)
+
             with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as archive:
                 for member in archive:
                     rel = member.name[len(prefix):]
