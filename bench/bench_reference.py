@@ -112,14 +112,17 @@ REFERENCE = textwrap.dedent(r'''
 
 
 def side_by_side(commands: dict[str, list[str]], env: dict[str, str], runs: int,
-                 cwd: dict[str, Path]) -> dict[str, Timing]:
-    """Each command once untimed (warm), then ``runs`` rounds of all of them in turn."""
+                 cwd: dict[str, Path],
+                 envs: dict[str, dict[str, str]] | None = None) -> dict[str, Timing]:
+    """Each command once untimed (warm), then ``runs`` rounds of all of them in turn
+    (``envs``: a command's own environment instead of ``env``)."""
+    envs = envs or {}
     for label, cmd in commands.items():
-        timed(cmd, env, cwd.get(label))
+        timed(cmd, envs.get(label, env), cwd.get(label))
     samples: dict[str, list[Timing]] = {label: [] for label in commands}
     for _ in range(runs):
         for label, cmd in commands.items():
-            samples[label].append(timed(cmd, env, cwd.get(label)))
+            samples[label].append(timed(cmd, envs.get(label, env), cwd.get(label)))
     return {label: Timing.of(statistics.median(s), statistics.median(t.cpu or 0.0 for t in s))
             for label, s in samples.items()}
 
@@ -184,15 +187,22 @@ def one_size(files: int, args: argparse.Namespace, tmp: Path, env: dict[str, str
                 "mila checksums --json": [*mila, "-C", str(repo), "checksums", "--json"],
                 "git status (alone)": ["git", "status", "--porcelain=v2", "-z", "-unormal"]}
     cwd = {"git status (alone)": repo}
+    envs = {}
+    if args.baseline:  # the same mila command, its modules taken from another checkout
+        label = f"mila, baseline {args.baseline.name}"
+        commands[label] = commands["mila checksums --json"]
+        envs[label] = {**env, "PYTHONPATH": os.pathsep.join(
+            [str(args.baseline), str(args.baseline / "plugins"), env["PYTHONPATH"]])}
     if args.turbo and files <= args.turbo_max:
         copy = tmp / f"turbo{files}"
         turbo_copy(repo, copy)
         commands["turbo run build --dry=json"] = [args.turbo, "run", "build", "--dry=json"]
         cwd["turbo run build --dry=json"] = copy
-    result = side_by_side(commands, env, args.runs, cwd)
+    result = side_by_side(commands, env, args.runs, cwd, envs)
     base = result["reference (python -c)"]
     for label, t in result.items():
         print(row(label, t, None if t is base else base), flush=True)
+    print(f"  (load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())} after this size)")
     shutil.rmtree(repo, ignore_errors=True)
     shutil.rmtree(tmp / f"turbo{files}", ignore_errors=True)
 
@@ -205,6 +215,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--turbo", help="path of a turbo binary (skipped without)")
     ap.add_argument("--turbo-max", type=int, default=10**9, help="largest size timed with turbo")
+    ap.add_argument("--baseline", type=Path, metavar="DIR",
+                    help="also time mila with mila/ and plugins/ from DIR (e.g. `git archive "
+                         "REV mila plugins | tar -x -C DIR`, compiled): before/after in one run")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="mila-ref-"))
     (tmp / "plugins").mkdir()
@@ -215,7 +228,8 @@ def main() -> None:
            "TURBO_PRINT_VERSION_DISABLED": "1"}
     for k in ("TURBO_TOKEN", "TURBO_TEAM", "TURBO_API"):
         env.pop(k, None)
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+          f"load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
     try:
         for size in (int(s) for s in args.sizes.split(",")):
             one_size(size, args, tmp, env, mila_command())

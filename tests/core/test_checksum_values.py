@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
+
 from mila.checksums import canonical_json, compute_checksums
 from mila.config import ProjectConfig, StateConfig
 from mila.model import Workspace, frozen_mapping
@@ -77,3 +79,35 @@ def test_checksum_values_are_pinned() -> None:
     assert sorted(api) == ["caf\udce9.py", "envs/.envrc", "handler.py", "run.sh"]
     assert sorted(out["web"].manifest["parts"]["files"]) == ["app/main.py", "pyproject.toml"]
     assert sorted(out["ui"].manifest["parts"]["files"]) == ["README", "src/x.js"]
+
+
+class _FailingHasher:
+    name = "failing"
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def file_digests(self, root: Path) -> dict[str, str]:
+        raise self.error
+
+
+def test_the_hasher_runs_alongside_discovery_and_errors_keep_their_order(project) -> None:
+    """The hasher runs on a thread while workspaces are discovered: its error is raised as it
+    was; a configuration error found meanwhile wins over it, as when they ran in turn."""
+    from mila.checksums import workspace_checksums
+    from mila.errors import ConfigError, MilaError
+    from mila.project import load_project
+
+    project.root_config()
+    project.package("core")
+    p = load_project(project.root)
+    assert set(workspace_checksums(p)) == {"core"}  # the thread's digests are used
+    p = load_project(project.root)
+    p.__dict__["hasher"] = _FailingHasher(MilaError("git broke"))
+    with pytest.raises(MilaError, match="git broke"):
+        workspace_checksums(p)
+    project.write("packages/core/mila.toml", "[package]\nbad = 1\n")
+    p = load_project(project.root)
+    p.__dict__["hasher"] = _FailingHasher(MilaError("git broke"))
+    with pytest.raises(ConfigError, match="unknown key 'bad'"):
+        workspace_checksums(p)
