@@ -336,9 +336,32 @@ def _packaged_part(ws: Workspace, files: Mapping[str, str],
 
 def workspace_config(ws: Workspace) -> dict[str, Any]:
     """The part of a workspace's configuration that can change what it deploys."""
-    settings = json.loads(canonical_json(dict(ws.settings))) if ws.settings else {}
+    settings = _as_parsed_json(dict(ws.settings))
     return {"name": ws.name, "kind": ws.kind, "depends_on": sorted(ws.depends_on),
             "src": list(ws.src), "settings": settings}
+
+
+def _as_parsed_json(value: Any) -> Any:
+    """``json.loads(canonical_json(value))``: what the manifest keeps, keys sorted. Tables of
+    strings, integers, booleans and lists of them (every ``[service]`` table in practice) are
+    copied directly; anything else takes the round trip."""
+    try:
+        return _plain(value)
+    except TypeError:
+        return json.loads(canonical_json(value))
+
+
+def _plain(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict:
+        if any(type(k) is not str for k in value):
+            raise TypeError("a key that is not a string")
+        return {k: _plain(value[k]) for k in sorted(value)}
+    if kind is list or kind is tuple:
+        return [_plain(v) for v in value]
+    raise TypeError(f"{kind.__name__} takes the JSON round trip")
 
 
 def workspace_files(ws: Workspace, paths: Sequence[str], values: Sequence[str]) -> dict[str, str]:

@@ -111,3 +111,17 @@ def test_the_hasher_runs_alongside_discovery_and_errors_keep_their_order(project
     p.__dict__["hasher"] = _FailingHasher(MilaError("git broke"))
     with pytest.raises(ConfigError, match="unknown key 'bad'"):
         workspace_checksums(p)
+
+
+@pytest.mark.parametrize("value", [
+    {}, {"b": 1, "a": [True, None, "x", ("t", 2)], "c": {"z": {}, "y": []}},
+    {"when": __import__("datetime").date(2024, 1, 2), "f": 1.5, "n": [1.0]},
+])
+def test_settings_are_copied_as_their_json_round_trip(value) -> None:
+    import json
+
+    from mila.checksums import _as_parsed_json
+
+    expected = json.loads(canonical_json(value))
+    got = _as_parsed_json(value)
+    assert got == expected and json.dumps(got) == json.dumps(expected)  # key order too
