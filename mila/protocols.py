@@ -98,6 +98,10 @@ class StateBackend(Protocol):
     * Optional: ``get_record(env, service, region) -> Record | None`` reads one record, strongly
       consistent (a deploy re-reads its record after taking the lock). Without it
       :func:`read_record` falls back to ``records(env)``.
+    * Optional: ``put_record_with_history(record, entry, lock)`` is ``put_record`` and
+      ``append_history`` as one atomic write (the same conditions as ``put_record``; when they
+      fail, neither is written): an action's end is one call instead of two. Without it
+      :func:`record_with_history` makes the two calls.
     * Methods on an environment that does not exist raise :class:`EnvironmentNotFound`; any
       method on a state that was never initialised raises :class:`StateNotInitialized`.
     """
@@ -153,6 +157,19 @@ class StateBackend(Protocol):
         ...
 
     def get_manifest(self, environment: str, service: str, region: str) -> Mapping[str, Any] | None: ...
+
+
+def record_with_history(state: StateBackend, record: Record, entry: HistoryEntry,
+                        lock: Lock) -> None:
+    """Write ``record`` (as ``put_record``) and append ``entry``: in one atomic call with the
+    backend's optional ``put_record_with_history``, else ``put_record`` then
+    ``append_history``."""
+    both = getattr(state, "put_record_with_history", None)
+    if callable(both):
+        both(record, entry, lock)
+        return
+    state.put_record(record, lock)
+    state.append_history(entry)
 
 
 def read_record(state: StateBackend, environment: str, service: str,

@@ -52,7 +52,7 @@ from mila.model import (
 from mila.orchestrator import Done
 from mila.parameters import resolve_parameters
 from mila.private import open_private, private_dirs
-from mila.protocols import DeployContext, read_record
+from mila.protocols import DeployContext, read_record, record_with_history
 
 if TYPE_CHECKING:
     from mila.deploy import Prepared, Reporter, RunOptions
@@ -104,7 +104,11 @@ def _when(record: Record) -> str:
 
 @contextmanager
 def _linked(parent: threading.Event, child: threading.Event) -> Iterator[None]:
-    """Set ``child`` when ``parent`` is set, for the ``with`` block."""
+    """Set ``child`` when ``parent`` is set, for the ``with`` block.
+
+    The watcher looks every 0.1 s and is not waited for at the end: joining it cost every
+    action up to 0.1 s before its slot was free for the next one (the child of a finished
+    action may still be set by a late look; nothing reads it any more)."""
     done = threading.Event()
 
     def watch() -> None:
@@ -119,7 +123,6 @@ def _linked(parent: threading.Event, child: threading.Event) -> Iterator[None]:
         yield
     finally:
         done.set()
-        thread.join()
 
 
 class ActionRunner:
@@ -202,11 +205,11 @@ class ActionRunner:
         assert self.handle is not None
         restored = replace(abandoned, status=Status.FAILED, message=message,
                            version=abandoned.version + 1)
-        self.state.put_record(restored, self.handle.lock)
-        self.state.append_history(HistoryEntry(
+        record_with_history(self.state, restored, HistoryEntry(
             a.environment, a.service, a.region,
             ActionKind.DEPLOY if abandoned.checksum else ActionKind.FIRST_DEPLOY,
-            Status.INTERRUPTED, None, utcnow(), abandoned.started_by, None, None, message))
+            Status.INTERRUPTED, None, utcnow(), abandoned.started_by, None, None, message),
+            self.handle.lock)
         self._write(f"# {message}\n")
         log.warning("recovered an interrupted attempt", env=a.environment, service=a.service,
                     region=a.region, started_by=who)
@@ -306,25 +309,26 @@ class ActionRunner:
         try:
             if self.handle.lost:
                 raise LockLost("the heartbeat found the lock gone")
+            entry = HistoryEntry(
+                a.environment, a.service, a.region, a.kind, Status.SUCCEEDED, self.checksum,
+                utcnow(), run.by, run.commit, duration, result.message or None)
             if a.kind is ActionKind.DESTROY:
                 self.state.delete_record(a.environment, a.service, a.region, self.handle.lock)
+                self.state.append_history(entry)
             else:
                 manifest_key = self.state.put_manifest(a.environment, a.service, a.region,
                                                        self.manifest)
-                self.state.put_record(replace(
+                record_with_history(self.state, replace(
                     marker, checksum=self.checksum, status=Status.SUCCEEDED,
                     stack_name=result.stack_name or a.stack_name,
                     outputs=frozen_mapping(result.outputs), data=frozen_mapping(result.data),
                     commit=run.commit, deployed_by=run.by,
-                    deployed_at=utcnow(), duration_seconds=duration, manifest_key=manifest_key,
+                    deployed_at=entry.at, duration_seconds=duration, manifest_key=manifest_key,
                     depends_on=tuple(ws.depends_on) if ws else (), version=marker.version + 1),
-                    self.handle.lock)
+                    entry, self.handle.lock)
                 run.set_outputs(self.key, result.outputs)
         except LockLost:
             raise self.abandon(marker, duration) from None
-        self.state.append_history(HistoryEntry(
-            a.environment, a.service, a.region, a.kind, Status.SUCCEEDED, self.checksum,
-            utcnow(), run.by, run.commit, duration, result.message or None))
         note = f": {result.message}" if result.message else ""
         self._write(f"# succeeded in {duration:.1f}s{note}\n")
         return result
@@ -343,14 +347,15 @@ class ActionRunner:
         log.warning("action failed", env=a.environment, service=a.service, region=a.region,
                     error=message, shown_by_cli=True)
         try:
-            self.state.put_record(replace(marker, status=Status.FAILED, message=message[:1000],
-                                          deployed_by=run.by, version=marker.version + 1),
-                                  self.handle.lock)
+            record_with_history(
+                self.state, replace(marker, status=Status.FAILED, message=message[:1000],
+                                    deployed_by=run.by, version=marker.version + 1),
+                HistoryEntry(a.environment, a.service, a.region, a.kind, Status.FAILED,
+                             a.checksum, utcnow(), run.by, run.commit, duration,
+                             message[:1000]),
+                self.handle.lock)
         except LockLost:
             return self.abandon(marker, duration)
-        self.state.append_history(HistoryEntry(
-            a.environment, a.service, a.region, a.kind, Status.FAILED, a.checksum, utcnow(),
-            run.by, run.commit, duration, message[:1000]))
         return exc
 
     def abandon(self, marker: Record, duration: float) -> DeployError:

@@ -52,7 +52,7 @@ from mila.model import (
     frozen_mapping,
     utcnow,
 )
-from mila.protocols import StateBackend, read_record
+from mila.protocols import StateBackend, read_record, record_with_history
 
 __all__ = ["StateBackendContract", "make_owner", "make_record"]
 
@@ -301,6 +301,28 @@ class StateBackendContract:
         assert read_record(backend, env, "api", self.other_region) is None
         with pytest.raises(EnvironmentNotFound):
             read_record(backend, "nope", "api", self.region)
+
+    def test_record_with_history_writes_both_or_neither(self, backend: StateBackend,
+                                                        env: str) -> None:
+        """``record_with_history`` (the optional ``put_record_with_history``, or its fallback):
+        the record and the row land together; a refused record write (version, lock) writes
+        no row either."""
+        lock = self.lock(backend, env)
+        first = make_record(env, "api", self.region, version=1)
+        row = HistoryEntry(env, "api", self.region, ActionKind.FIRST_DEPLOY, Status.SUCCEEDED,
+                           first.checksum, utcnow(), by="alice", duration_seconds=2.5)
+        record_with_history(backend, first, row, lock)
+        assert read_record(backend, env, "api", self.region) == first
+        assert backend.history(env) == [row]
+        with pytest.raises(RecordChanged):  # version 3 does not follow 1
+            record_with_history(backend, replace(first, version=3),
+                                replace(row, at=utcnow() + timedelta(seconds=1)), lock)
+        backend.release(lock)
+        with pytest.raises(LockLost):  # the lock is no longer held
+            record_with_history(backend, replace(first, version=2),
+                                replace(row, at=utcnow() + timedelta(seconds=2)), lock)
+        assert read_record(backend, env, "api", self.region) == first
+        assert backend.history(env) == [row]
 
     def test_versioned_write_follows_the_version_read(self, backend: StateBackend,
                                                       env: str) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
@@ -490,12 +490,16 @@ class AwsState:
                       key=lambda r: (r.service, r.region))
 
     def _conditional_write(self, lock: Lock, environment: str, service: str, region: str,
-                           item: dict[str, Any], what: str) -> None:
+                           item: dict[str, Any], what: str,
+                           extra: tuple[dict[str, Any], ...] = ()) -> None:
+        """``item`` (and ``extra`` items) in one transaction conditional on the environment
+        and on holding ``lock``; a failed ``extra`` item re-raises the cancellation."""
         if (lock.environment, lock.service, lock.region) != (environment, service, region):
             raise LockLost(f"the lock given is for {lock.service} in {lock.environment}/"
                            f"{lock.region}, not {service} in {environment}/{region}")
         try:
-            self._transact([self._meta_check(environment), self._holder_check(lock), item], what)
+            self._transact([self._meta_check(environment), self._holder_check(lock), item,
+                            *extra], what)
         except _TransactionCanceled as exc:
             if exc.failed(0):
                 raise EnvironmentNotFound(environment) from None
@@ -508,6 +512,8 @@ class AwsState:
                 raise RecordChanged(environment, service, region,
                                     current.version if current else None, version,
                                     current=current) from None
+            if any(exc.failed(3 + i) for i in range(len(extra))):
+                raise
             raise StateError(f"{what} failed: {exc.codes}") from None
 
     @staticmethod
@@ -517,14 +523,33 @@ class AwsState:
                         hint="its lease expired or it was force-released; run again")
 
     def get_record(self, environment: str, service: str, region: str) -> Record | None:
-        item = self._get(env_pk(environment), svc_sk(service, region),
-                         f"reading the record of {service} in {environment}/{region}")
-        if item is None:
-            self._require_environment(environment)
-            return None
-        return record_from_dict(item)
+        # the record and its environment in one consistent read (a first deploy has no
+        # record: it used to take a second request to tell that from a missing environment)
+        keys = [{"pk": _s(env_pk(environment)), "sk": _s(sk)}
+                for sk in (svc_sk(service, region), "META")]
+        with self._calls(f"reading the record of {service} in {environment}/{region}"):
+            answer = self._ddb().transact_get_items(
+                TransactItems=[{"Get": {"TableName": self.table, "Key": k}} for k in keys])
+        item, meta = (r.get("Item") for r in answer["Responses"])
+        if meta is None or "deleting" in meta:
+            raise EnvironmentNotFound(environment)
+        return record_from_dict(decode_item(item)) if item else None
 
     def put_record(self, record: Record, lock: Lock) -> None:
+        self._conditional_write(lock, record.environment, record.service, record.region,
+                                {"Put": self._record_put(record)}, self._recording(record))
+
+    def put_record_with_history(self, record: Record, entry: HistoryEntry, lock: Lock) -> None:
+        """The record and the history row in one transaction (one request, both or none)."""
+        self._append_history_with(entry, lambda row: self._conditional_write(
+            lock, record.environment, record.service, record.region,
+            {"Put": self._record_put(record)}, self._recording(record), extra=(row,)), 3)
+
+    @staticmethod
+    def _recording(record: Record) -> str:
+        return f"recording {record.service} in {record.environment}/{record.region}"
+
+    def _record_put(self, record: Record) -> dict[str, Any]:
         item = encode_item({"pk": env_pk(record.environment),
                             "sk": svc_sk(record.service, record.region),
                             **record_to_dict(record)})
@@ -537,10 +562,7 @@ class AwsState:
                 "ExpressionAttributeNames": {"#v": "version"},
                 "ExpressionAttributeValues": {":prev": {"N": str(previous)}},
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD"})
-        self._conditional_write(lock, record.environment, record.service, record.region,
-                                {"Put": put},
-                                f"recording {record.service} in {record.environment}/"
-                                f"{record.region}")
+        return put
 
     def delete_record(self, environment: str, service: str, region: str, lock: Lock) -> None:
         key = {"pk": _s(env_pk(environment)), "sk": _s(svc_sk(service, region))}
@@ -551,24 +573,30 @@ class AwsState:
     # ------------------------------------------------------------------ history
 
     def append_history(self, entry: HistoryEntry) -> None:
+        self._append_history_with(entry, lambda row: self._transact(
+            [self._meta_check(entry.environment), row],
+            f"writing history of {entry.environment}"), 1)
+
+    def _append_history_with(self, entry: HistoryEntry, write: Callable[[dict[str, Any]], None],
+                             index: int) -> None:
+        """``write(row)`` one transaction holding the history row at ``index`` (after the
+        environment's check at 0); rows at the same instant take the next microsecond."""
         at = entry.at
         for _ in range(100):
             sk = f"{dt_to_str(at)}#{entry.service}#{entry.region}"
             item = encode_item({"pk": history_pk(entry.environment), "sk": sk,
                                 **history_to_dict(entry)})
             try:
-                self._transact([self._meta_check(entry.environment),
-                                {"Put": {"TableName": self.table, "Item": item,
-                                         "ConditionExpression": "attribute_not_exists(sk)",
-                                         "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}],
-                               f"writing history of {entry.environment}")
+                write({"Put": {"TableName": self.table, "Item": item,
+                               "ConditionExpression": "attribute_not_exists(sk)",
+                               "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}})
                 return
             except _TransactionCanceled as exc:
                 if exc.failed(0):
                     raise EnvironmentNotFound(entry.environment) from None
-                if not exc.failed(1):
+                if not exc.failed(index):
                     raise StateError(f"writing history failed: {exc.codes}") from None
-                existing = exc.items[1] if len(exc.items) > 1 else None
+                existing = exc.items[index] if len(exc.items) > index else None
                 if existing is not None and history_from_dict(existing) == entry:
                     return  # our own row, resent by the SDK after a lost response: no duplicate
                 at = at + timedelta(microseconds=1)  # same instant, same row: next microsecond

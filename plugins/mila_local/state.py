@@ -259,20 +259,28 @@ class LocalState:
 
     def put_record(self, record: Record, lock: Lock) -> None:
         with self._write() as conn:
-            self._env_row(conn, record.environment)
-            self._check_holder(conn, record.environment, record.service, record.region, lock)
-            if record.version > 0:
-                row = conn.execute("SELECT doc FROM records WHERE environment = ? AND "
-                                   "service = ? AND region = ?",
-                                   (record.environment, record.service, record.region)).fetchone()
-                stored = record_from_dict(json.loads(row[0])) if row else None
-                if (stored.version if stored else 0) != record.version - 1:
-                    raise RecordChanged(record.environment, record.service, record.region,
-                                        stored.version if stored else None,
-                                        record.version - 1, current=stored)
-            conn.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)",
-                         (record.environment, record.service, record.region,
-                          json.dumps(record_to_dict(record))))
+            self._put_record(conn, record, lock)
+
+    def put_record_with_history(self, record: Record, entry: HistoryEntry, lock: Lock) -> None:
+        with self._write() as conn:  # one transaction: both or neither
+            self._put_record(conn, record, lock)
+            self._append_history(conn, entry)
+
+    def _put_record(self, conn: sqlite3.Connection, record: Record, lock: Lock) -> None:
+        self._env_row(conn, record.environment)
+        self._check_holder(conn, record.environment, record.service, record.region, lock)
+        if record.version > 0:
+            row = conn.execute("SELECT doc FROM records WHERE environment = ? AND "
+                               "service = ? AND region = ?",
+                               (record.environment, record.service, record.region)).fetchone()
+            stored = record_from_dict(json.loads(row[0])) if row else None
+            if (stored.version if stored else 0) != record.version - 1:
+                raise RecordChanged(record.environment, record.service, record.region,
+                                    stored.version if stored else None,
+                                    record.version - 1, current=stored)
+        conn.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?)",
+                     (record.environment, record.service, record.region,
+                      json.dumps(record_to_dict(record))))
 
     def delete_record(self, environment: str, service: str, region: str, lock: Lock) -> None:
         with self._write() as conn:
@@ -285,10 +293,13 @@ class LocalState:
 
     def append_history(self, entry: HistoryEntry) -> None:
         with self._write() as conn:
-            self._env_row(conn, entry.environment)
-            conn.execute("INSERT INTO history (environment, service, at, doc) VALUES (?, ?, ?, ?)",
-                         (entry.environment, entry.service, dt_to_str(entry.at),
-                          json.dumps(history_to_dict(entry))))
+            self._append_history(conn, entry)
+
+    def _append_history(self, conn: sqlite3.Connection, entry: HistoryEntry) -> None:
+        self._env_row(conn, entry.environment)
+        conn.execute("INSERT INTO history (environment, service, at, doc) VALUES (?, ?, ?, ?)",
+                     (entry.environment, entry.service, dt_to_str(entry.at),
+                      json.dumps(history_to_dict(entry))))
 
     def history(self, environment: str, service: str | None = None,
                 limit: int | None = None) -> list[HistoryEntry]:

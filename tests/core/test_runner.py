@@ -107,3 +107,22 @@ def test_deployer_data_that_cannot_be_stored_fails_the_action(data, problem) -> 
                                           f"{problem}"):
         check_deployer_data("zip", data)
     check_deployer_data("zip", {"key": "s3://b/k", "n": [1, {"ok": None}]})  # storable: fine
+
+
+def test_an_action_linked_to_its_run_is_cancelled_with_it_and_ends_without_waiting() -> None:
+    """The run's cancel reaches the action's own event during the action; the end of an
+    action does not wait for the link's 0.1 s watcher (it made every action's slot wait)."""
+    import threading
+    import time
+
+    from mila.runner import _linked
+
+    parent, child = threading.Event(), threading.Event()
+    with _linked(parent, child):
+        parent.set()
+        assert child.wait(2)
+    t0 = time.monotonic()
+    for _ in range(30):  # 3 s if each end waited for the watcher's next look
+        with _linked(threading.Event(), threading.Event()):
+            pass
+    assert time.monotonic() - t0 < 1.5
