@@ -61,7 +61,6 @@ from mila_git.blobs import EXECUTABLE
 
 STATE_FILE = "git-index-horizon.json"
 STATE_FORMAT = 1
-_CTIME = struct.Struct(">I")  # an entry starts with the ctime seconds of the stat it records
 _FLAGS = struct.Struct(">H")
 _ASSUME_VALID = 0x8000
 _EXTENDED = 0x4000
@@ -112,13 +111,13 @@ def _entries(data: bytes, version: int, count: int, hash_size: int, prefix: byte
              also: frozenset[int]) -> tuple[Pending, int]:
     found: Pending = {}
     flags_at = 40 + hash_size
-    unpack_ctime = _CTIME.unpack_from
+    # ctime seconds (the entry's first field), mode (at 24) and flags (after the object id)
+    unpack_entry = struct.Struct(f">I20xI{flags_at - 28}xH").unpack_from
     unpack_flags = _FLAGS.unpack_from
     pos = 12
     previous = b""
     for _ in range(count):
-        ctime = unpack_ctime(data, pos)[0]
-        flags = unpack_flags(data, pos + flags_at)[0]
+        ctime, mode, flags = unpack_entry(data, pos)
         name_at = pos + flags_at + 2
         extended = 0
         if flags & _EXTENDED and version >= 3:
@@ -139,7 +138,6 @@ def _entries(data: bytes, version: int, count: int, hash_size: int, prefix: byte
             next_pos = pos + ((name_at - pos + length + 8) & ~7)
             path = b""
         if ctime >= since or ctime in also:
-            mode = struct.unpack_from(">I", data, pos + 24)[0]
             if mode & 0o170000 == _DIRECTORY:
                 raise UnsupportedIndex("sparse index directory entry")
             if not (flags & (_ASSUME_VALID | _STAGE) or extended & _SKIP_WORKTREE
