@@ -51,6 +51,7 @@ import hashlib
 import json
 import os
 import struct
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -236,7 +237,8 @@ class RacyCheck:
                  "pending": {p: list(e) for p, e in pending.items()}}
         try:
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self.state_file.with_name(f".{STATE_FILE}.{os.getpid()}")
+            temporary = self.state_file.with_name(
+                f".{STATE_FILE}.{os.getpid()}.{threading.get_ident()}")
             temporary.write_text(json.dumps(state, separators=(",", ":")))
             os.replace(temporary, self.state_file)
         except OSError:  # a read-only checkout: every run checks as the first one did
