@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from mila_git import blobs
@@ -38,6 +39,10 @@ def build(root: Path, entries: int, version: int) -> bytes:
                    input=info.encode())
     subprocess.run(["git", "update-index", "--index-version", str(version)], cwd=root, check=True)
     return (root / ".git" / "index").read_bytes()
+
+
+def warm_check(root: Path, tracked: dict[str, str]) -> None:
+    RacyCheck(root / "cache").suspects(root, root / ".git/index", 20, "", True, tracked)
 
 
 def median_ms(action: Callable[[], object], runs: int) -> float:
@@ -60,8 +65,8 @@ def main() -> None:
             for version in (2, 4):
                 root = tmp / f"{size}-v{version}"
                 data = build(root, size, version)
-                every = median_ms(lambda: read_index(data, 20, "", 0), args.runs)
-                walk = median_ms(lambda: read_index(data, 20, "", 2**32), args.runs)
+                every = median_ms(partial(read_index, data, 20, "", 0), args.runs)
+                walk = median_ms(partial(read_index, data, 20, "", 2**32), args.runs)
                 print(f"{size:>8} entries, v{version}, {len(data) / 1e6:5.1f} MB: "
                       f"every entry {every:6.1f} ms, the walk alone {walk:6.1f} ms")
             root = tmp / f"{size}-v2"
@@ -71,9 +76,7 @@ def main() -> None:
             tracked = {path: blobs.blob_id(b"x\n") for path in first.candidates}
             first.settle(root, tracked, {})  # every entry verified: nothing pending
 
-            def warm() -> None:
-                RacyCheck(cache).suspects(root, root / ".git/index", 20, "", True, tracked)
-
+            warm = partial(warm_check, root, tracked)
             print(f"{size:>8} entries, warm (index unchanged, state read): "
                   f"{median_ms(warm, args.runs * 3):6.3f} ms")
     finally:
