@@ -105,6 +105,21 @@ def test_a_same_second_rewrite_git_calls_clean_changes_the_digest(tmp_path, cach
     assert after == FsHasher(None).file_digests(root)
 
 
+def test_a_stale_entry_stays_a_suspect_when_the_index_changes(tmp_path, settled) -> None:
+    root = make(tmp_path, {"a.py": b"aaaa\n"})
+    cache_dir = root / ".mila/cache"
+    next_second()
+    GitHasher(cache_dir).file_digests(root)
+    new = same_second_rewrite(root, "a.py")
+    assert GitHasher(cache_dir).file_digests(root)["a.py"] == blob_id(new)
+    next_second()  # a.py's entry is now older than the horizon, but still stale
+    (root / "b.py").write_text("b\n")
+    git(root, "add", "b.py")  # an unrelated change: the index file is rewritten
+    assert GitHasher(cache_dir).file_digests(root)["a.py"] == blob_id(new)
+    next_second()
+    assert GitHasher(cache_dir).file_digests(root)["a.py"] == blob_id(new)
+
+
 @pytest.mark.parametrize("setting", ["core.trustctime=false", "core.checkStat=minimal"])
 def test_without_ctime_checks_a_rewrite_in_any_second_is_seen(tmp_path, setting) -> None:
     root = make(tmp_path, {"a.py": b"aaaa\n"})
