@@ -20,7 +20,8 @@ executable bit, link targets and what they reach, the parsed manifest, inferred 
 root ``src`` files) and compares fingerprints between steps.
 
 The default run is bounded (2 examples of 8 steps, a few seconds; ``MILA_DIFF_EXAMPLES=N`` for
-more); the ``slow``-marked test runs 60 examples of 30 steps, shrinking a failure.
+more); the ``slow``-marked test runs 60 examples of 30 steps, shrinking a failure (5.5 min on 2
+shared CPUs).
 """
 
 from __future__ import annotations
