@@ -105,6 +105,16 @@ def test_a_same_second_rewrite_git_calls_clean_changes_the_digest(tmp_path, cach
     assert after == FsHasher(None).file_digests(root)
 
 
+@pytest.mark.parametrize("cache", [True, False])
+def test_a_first_run_sees_a_same_second_rewrite_made_before_it(tmp_path, cache) -> None:
+    """No state yet: the entry's recorded stat (nanoseconds) no longer matches the file's."""
+    root = make(tmp_path, {"a.py": b"print('a')\n", "b.py": b"b\n"})
+    new = same_second_rewrite(root, "a.py")
+    digests = GitHasher(root / ".mila/cache" if cache else None).file_digests(root)
+    assert digests["a.py"] == blob_id(new)
+    assert digests == FsHasher(None).file_digests(root)
+
+
 def test_a_stale_entry_stays_a_suspect_when_the_index_changes(tmp_path, settled) -> None:
     root = make(tmp_path, {"a.py": b"aaaa\n"})
     cache_dir = root / ".mila/cache"
@@ -145,8 +155,11 @@ def test_once_checked_a_clean_tree_reads_no_file(tmp_path, monkeypatch, settled)
                         lambda p, size: reads.append(os.fspath(p)) or real(p, size))
     cache_dir = root / ".mila/cache"
     next_second()
-    first = GitHasher(cache_dir).file_digests(root)  # no horizon yet: every entry once
-    assert len(reads) == 3
+    # no horizon yet: every entry is a candidate once, checked against the stat git recorded
+    # for it (to the nanosecond): none changed since, none is read
+    first = GitHasher(cache_dir).file_digests(root)
+    assert reads == []
+    assert first == FsHasher(None).file_digests(root)
     parses: list[int] = []
     monkeypatch.setattr(index_module, "read_index",
                         lambda *a: parses.append(1) or read_index(*a))
