@@ -17,7 +17,9 @@ mila / reference. With ``--turbo PATH`` (a ``turbo`` binary, e.g. from
 ``npm install turbo`` in a temporary folder) a copy of the repository is made a Turborepo
 workspace (root ``package.json`` with ``workspaces``, ``turbo.json`` with one ``build`` task, a
 ``package.json`` per workspace with its dependencies) and ``turbo run build --dry=json`` is timed
-the same way, with telemetry off and no remote cache.
+the same way, with telemetry off and no remote cache. With ``--baseline DIR`` (``mila/`` and
+``plugins/`` of another revision, e.g. from ``git archive``) the same mila command is timed with
+its modules taken from there: before and after side by side in one run.
 
     python -m compileall -q mila plugins     # PYTHONDONTWRITEBYTECODE=1 here: compile first
     python bench/bench_reference.py --sizes 30000,100000,200000 --turbo /tmp/t/node_modules/.bin/turbo
