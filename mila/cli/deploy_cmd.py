@@ -61,6 +61,8 @@ from mila.results import plan_markdown, result_document, run_status
 from mila.scope import restrict_plan_file, select_regions
 
 if TYPE_CHECKING:
+    from mila.model import Action
+    from mila.project import Project
     from mila.workers import WorkerPlan
 
 KIND_STYLE = {
@@ -222,21 +224,37 @@ def execute_with_progress(obj: CliContext, prepared: Prepared, concurrency: int 
     with ProgressView(running, human, live) as view:
         keeping = KeepingReporter(view, project.config.mila_dir, {a.key: a for a in running})
         report = execute(project, prepared, options, keeping, worker=worker)
+    print_summary(project, prepared, running, report, human, worker is not None)
+    return report
+
+
+def print_summary(project: Project, prepared: Prepared, running: list[Action],
+                  report: RunReport, human: Console, as_worker: bool) -> None:
+    """The summary table (a worker's: its own work, the others' as one line), notes, and the
+    last lines of each failure's log on stderr."""
+    from mila.workers import DONE_ELSEWHERE
+
     table = Table(show_edge=False, header_style="bold", box=None, pad_edge=False)
     # on a narrow terminal the names shrink first: a result or a duration is never cut
     for col in ("service", "region", "action"):
         table.add_column(col, overflow="ellipsis")
     table.add_column("result", no_wrap=True, min_width=len(Status.SUCCEEDED.value))
     table.add_column("duration", no_wrap=True)
-    failed = []
+    failed, elsewhere = [], 0
     for a in running:
         o = report.outcomes[a.key]
+        if as_worker and o.status is Status.SKIPPED and o.message == DONE_ELSEWHERE:
+            elsewhere += 1  # a worker's table shows its own work; the others' as one line
+            continue
         style = {Status.SUCCEEDED: "green", Status.FAILED: "red"}.get(o.status, "yellow")
         table.add_row(a.service, a.region, a.kind.value, Text(o.status.value, style=style),
                       f"{o.duration:.1f}s")
         if o.status is Status.FAILED:
             failed.append((a, o))
-    human.print(table)
+    if table.row_count:
+        human.print(table)
+    if elsewhere:
+        human.print(f"{elsewhere} action(s) done by another worker", markup=False)
     human.print(f"total {report.wall_seconds:.1f}s", markup=False)
     for line in stale_consumers(prepared, {k: o.result for k, o in report.outcomes.items()
                                            if o.status is Status.SUCCEEDED}):
@@ -250,7 +268,6 @@ def execute_with_progress(obj: CliContext, prepared: Prepared, concurrency: int 
         errors.print(f"  full log: {path}", markup=False)
     if report.cancelled:
         human.print("interrupted: running actions were stopped, locks released", markup=False)
-    return report
 
 
 def json_result_option(f: Any) -> Any:

@@ -139,3 +139,8 @@ def test_a_worker_after_the_plan_is_done_reports_the_plan_result(planned, run_mi
     doc = json.loads(late.stdout)
     assert {a["status"] for a in doc["actions"]} == {"skipped"}
     assert len([c for c in calls(planned.root) if c["op"] == "deploy"]) == 60
+    # a worker's summary table lists its own work; the others' is one line
+    again = run_mila("apply", str(planned.root / "plan.json"), "--worker")
+    assert again.exit_code == 0, again.output
+    assert "60 action(s) done by another worker" in again.output
+    assert not [line for line in again.output.splitlines() if line.startswith("base0 ")]
