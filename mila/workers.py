@@ -1,9 +1,10 @@
 """One saved plan carried out by many processes at once (``mila apply PLAN --worker``).
 
 Every worker runs the same command on the same plan file; the state is the only coordinator.
-A worker reads the environment's records when it starts, when a slot is free and its last read
-is over ``poll`` (1 s) old, and — while it has a free slot and nothing it can start — again
-after 0.05 s, doubling while nothing changes, up to ``poll``. From the last read:
+A worker starts from the records its plan check read; it reads them again when a slot is
+free and its last read is over ``poll`` (1 s) old, and — while it has a free slot and nothing
+it can start — after 0.05 s, doubling while nothing changes, up to ``poll``. From the last
+read:
 
 * an action whose record was written *after the plan* (its ``version`` is past the one the
   plan file saw) and says ``succeeded`` — or, for a destroy, whose record is gone — was done by
@@ -161,9 +162,13 @@ class Worker:
         self.pending = set(work.actions)
         self.running: dict[Future[Outcome], ActionKey] = {}
         self.retry_at: dict[ActionKey, float] = {}
-        self.records: dict[ActionKey, Record] = {}
-        self.read_at = -math.inf  # monotonic time of the last read of the state
-        self.next_read = 0.0  # ... and of the next one, while waiting for others
+        # the first view: the records the plan check just read
+        self.records: dict[ActionKey, Record] = dict(prepared.records)
+        self.read_at = time.monotonic()  # monotonic time of the last read of the state
+        self.next_read = math.inf  # ... and of the next one, while waiting for others
+        for key, record in self.records.items():
+            if record.status is Status.SUCCEEDED:
+                self.run_shared.set_outputs(key, record.outputs)
         self.idle_wait = IDLE_FIRST
         self.waiting = False  # free slots, and pending actions this worker cannot start
         # Each worker starts at its own random place in the plan and walks on from there

@@ -14,6 +14,7 @@ import threading
 #: the fixes, in the order they are installed
 FIXES: tuple[str, ...] = (
     "server_errors",
+    "moto_dispatch",
     "ddb_transactions",
     "ddb_item_json",
     "ddb_query",

@@ -173,3 +173,30 @@ def test_items_are_written_without_the_generic_member_search(sandbox: Any,
                       ExpressionAttributeValues={":p": {"S": "b"}})["Items"]
     assert len(items) == 12 and items[3]["m"] == EVERY_TYPE["m"]
     assert len(lookups) < 20, len(lookups)  # the response's own members, not the items'
+
+
+def test_a_request_does_not_list_motos_folder_again(sandbox: Any, monkeypatch: Any) -> None:
+    """moto routes every request by listing its package folder; the sandbox keeps the first
+    listing (mila_sandbox.moto_dispatch)."""
+    import os
+
+    ddb = sandbox.client("dynamodb")
+    make_table(ddb)
+    listed = []
+    real = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path=".": listed.append(path) or real(path))
+    assert item(ddb, "1") is not None
+    assert listed == []
+
+
+def test_method_names_follow_a_class_that_gains_a_method() -> None:
+    from mila_sandbox.moto_dispatch import _cached_methods
+    from moto.core.utils import method_names_from_class
+
+    class Handler:
+        def describe(self) -> None: ...
+
+    names = _cached_methods(method_names_from_class)
+    assert names(Handler) == ["describe"]
+    Handler.update = lambda self: None  # type: ignore[attr-defined]
+    assert names(Handler) == ["describe", "update"]
