@@ -6,7 +6,8 @@ exits. The ideal is ceil(S / (N x C)) x sleep (issue 18's target: within 10% at 
 N = 4, C = 4, 1 s actions). Against the local backend and/or the sandbox (served by this
 process on a free port, the server `mila sandbox` runs, so its requests can be counted).
 
-Per run it prints the wall time and ratio, the workers' CPU, and where the time went: each
+Per run it prints the wall time and ratio, the workers' CPU (and the sandbox's, with the
+requests it served), and where the time went: each
 worker's start-up (process start to its first deploy), the slot-seconds left idle while it
 had work, its exit lag (last deploy end to exit), and for the sandbox the requests served.
 Medians of ``--runs`` runs. Before/after: run this file with the other tree's Python
@@ -90,14 +91,16 @@ def run(backend: str, args: argparse.Namespace, env: dict[str, str],
         for cmd in (["init"], ["envs", "create", "bench", "--regions", "eu-west-1"],
                     ["deploy", "-e", "bench", "--plan-out", str(root / "plan.json")]):
             mila(args.mila, *cmd, cwd=root, env=env)
-        served = server.app.requests if server else 0
+        served, own_cpu = (server.app.requests if server else 0), time.process_time()
         w0, wall, exits, cpu = start_workers(args.mila, root, args,
                                              {**env, "MILA_BENCH_TRACE": str(trace)})
+        own_cpu = time.process_time() - own_cpu  # the sandbox's threads, when it serves
         ideal = math.ceil(args.services / (args.workers * args.c)) * args.sleep
         out = {"wall": wall, "ratio": wall / ideal, "cpu": cpu,
                **timeline(trace, w0, exits, args.c)}
         if server is not None:
             out["requests"] = server.app.requests - served
+            out["server_cpu"] = own_cpu
         return out
 
 
@@ -105,8 +108,8 @@ def report(backend: str, args: argparse.Namespace, runs: list[dict[str, float]])
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     ideal = math.ceil(args.services / (args.workers * args.c)) * args.sleep
     walls = ", ".join(f"{r['wall']:.1f}" for r in runs)
-    extra = f", {med['requests']:.0f} requests ({med['requests'] / args.services:.1f}/action)" \
-        if "requests" in med else ""
+    extra = f", {med['requests']:.0f} requests ({med['requests'] / args.services:.1f}/action), " \
+        f"sandbox CPU {med['server_cpu']:.1f}s" if "requests" in med else ""
     print(f"[{backend}] {args.services} actions, {args.workers} workers x c={args.c}, sleep "
           f"{args.sleep}s, median of {len(runs)}: wall {med['wall']:.1f}s (ideal {ideal:.1f}s, "
           f"ratio {med['ratio']:.3f}; runs {walls}), "
