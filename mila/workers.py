@@ -3,8 +3,9 @@
 Every worker runs the same command on the same plan file; the state is the only coordinator.
 A worker starts from the records its plan check read; it reads them again when a slot is
 free and its last read is over ``poll`` (1 s) old, and — while it has a free slot and nothing
-it can start — after 0.05 s, doubling while nothing changes, up to ``poll``. From the last
-read:
+it can start — after 0.05 s, doubling while nothing changes, up to ``poll`` (or sooner: just
+after the end it expects of an action another worker carries out, going by the durations of
+its own). From the last read:
 
 * an action whose record was written *after the plan* (its ``version`` is past the one the
   plan file saw) and says ``succeeded`` — or, for a destroy, whose record is gone — was done by
@@ -40,7 +41,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from mila.errors import DeployError, LockHeld, PlanStale
-from mila.model import Action, ActionKind, Record, Status
+from mila.model import Action, ActionKind, Record, Status, utcnow
 from mila.orchestrator import Outcome, RunReport
 
 if TYPE_CHECKING:
@@ -228,8 +229,26 @@ class Worker:
         for key in self.choose(startable, self.concurrency - len(self.running)):
             self.running[pool.submit(self.attempt, key)] = key
         self.waiting = len(startable) < len(idle) and len(self.running) < self.concurrency
-        self.next_read = min(self.next_read, time.monotonic() + self.idle_wait) \
-            if self.waiting else math.inf
+        if not self.waiting:
+            self.next_read = math.inf
+            return
+        wait_for = self.idle_wait
+        expected = self.next_expected_end()
+        if expected is not None:  # read right after the next end another worker should see
+            wait_for = min(wait_for, max(expected + 0.02, IDLE_FIRST))
+        self.next_read = min(self.next_read, time.monotonic() + wait_for)
+
+    def next_expected_end(self) -> float | None:
+        """In how many seconds the first action another worker carries out should end, going
+        by the durations of this worker's own actions; ``None`` when unknown or overdue."""
+        durations = sorted(o.duration for o in self.report.outcomes.values()
+                           if o.status is Status.SUCCEEDED and o.duration > 0)
+        if not durations:
+            return None
+        typical, now = durations[len(durations) // 2], utcnow()
+        ends = [(r.started_at - now).total_seconds() + typical for k, r in self.records.items()
+                if k in self.pending and r.started_at is not None and self.busy_elsewhere(k)]
+        return min(ends) if ends and min(ends) > 0 else None
 
     def choose(self, startable: list[ActionKey], free: int) -> list[ActionKey]:
         """Up to ``free`` of ``startable``: the next ones in plan order after this worker's
