@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -120,3 +121,24 @@ def test_a_worker_that_meets_another_moves_to_the_middle_of_the_longest_free_run
         at = longest_run_middle(positions, n)
         assert at in run
         assert abs(run.index(at) - run.index(middle)) <= len(run) // 6 + 1
+
+
+def test_a_waiting_worker_expects_anothers_action_to_end_after_its_own_typical_duration(
+        five) -> None:
+    """Waiting for another worker's action, a worker reads again just after the end it
+    expects: when that action started, plus the median duration of its own actions."""
+    from mila.orchestrator import Outcome
+
+    project, saved = five
+    one = worker(project, saved)
+    assert one.next_expected_end() is None  # nothing of its own done yet: no estimate
+    for i, seconds in enumerate((1.0, 2.0, 9.0)):
+        one.report.outcomes[(f"s{i}", REGION)] = Outcome(
+            (f"s{i}", REGION), Status.SUCCEEDED, started_at=0.0, ended_at=seconds)
+    one.records[("s4", REGION)] = Record(
+        "dev", "s4", REGION, None, Status.IN_PROGRESS, "fake", version=1,
+        started_by="other", started_at=utcnow() - timedelta(seconds=0.5))
+    assert 1.3 < one.next_expected_end() < 1.5  # started 0.5 s ago, typical 2 s
+    one.records[("s4", REGION)] = replace(one.records[("s4", REGION)],
+                                          started_at=utcnow() - timedelta(seconds=5))
+    assert one.next_expected_end() is None  # overdue: back to the doubling wait
