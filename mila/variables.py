@@ -106,9 +106,9 @@ def parse_env_text(text: str, shown: str) -> list[Variable]:
 
 def read_env_file(root: Path, shown: str) -> list[Variable]:
     """The variables of one file (``[]`` when it does not exist)."""
-    path = root / shown
-    try:
-        text = path.read_text(encoding="utf-8")
+    try:  # most services have no such file: a plain failing open, no pathlib (plan time)
+        with open(os.path.join(root, shown), encoding="utf-8") as f:
+            text = f.read()
     except FileNotFoundError:
         return []
     except UnicodeDecodeError:
