@@ -15,7 +15,7 @@ group's entry points (name, value, distribution folder) in the project's
 The fingerprint costs one ``listdir`` per ``sys.path`` folder and one ``stat`` per
 distribution (~1 ms for 240). It is taken *before* the entry points are read (a distribution
 that appears in between is read but not in the fingerprint: the next run misses), and the
-cache is not written when an ``entry_points.txt`` it covers changed within :data:`RACY_SECONDS`
+cache is not written when an ``entry_points.txt`` it covers changed within :data:`~mila.racy.RACY_SECONDS`
 of the run (git's "racily clean" rule: a change in the same timestamp tick could keep the
 fingerprint). It is only used when importlib's path finder (or ``importlib_metadata``'s, the
 same search) is the only distribution finder on ``sys.meta_path``. A missing, corrupt or
@@ -38,10 +38,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from mila import racy
+
 CACHE_FILE = "entry-points.json"
 FORMAT = 1
-#: Anything the fingerprint covers that changed less than this before the run: not cached.
-RACY_SECONDS = 2.0
 _VALUE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
 
 
@@ -106,7 +106,7 @@ def find(group: str, cache_dir: Path | None) -> Iterable[Any]:
     if cached is not None:
         return cached
     eps = list(metadata().entry_points(group=group))
-    if newest <= started - int(RACY_SECONDS * 1e9):
+    if newest <= racy.horizon(started):
         _write(cache_dir / CACHE_FILE, group, key, eps)
     return eps
 

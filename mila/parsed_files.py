@@ -5,7 +5,7 @@ parsing them is most of its time. :class:`ParsedFiles` keeps what each file pars
 JSON document, ``.mila/cache/parsed-files.json``, keyed by the file's project-relative path and
 (size, mtime_ns, ctime_ns, inode), the key of the file digest cache (``mila_git.blobs``): the
 ctime is set by the kernel on every change and cannot be set back. An entry is written only
-for a file whose last change (mtime or ctime) is older than :data:`RACY_SECONDS` before the run
+for a file whose last change (mtime or ctime) is older than :data:`~mila.racy.RACY_SECONDS` before the run
 started (git's "racily clean" rule: a change in the same timestamp tick as the read could keep
 the key), and only when the parsed value survives a JSON round trip unchanged (a TOML date is
 parsed again each time). Entries not looked up during a run are dropped when it saves.
@@ -26,12 +26,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mila import racy
 from mila.errors import ConfigError
 
 CACHE_FILE = "parsed-files.json"
 FORMAT = 1
-#: A file changed less than this before the run started is parsed but not cached.
-RACY_SECONDS = 2.0
 #: A path that does not lead to a file: treated as "no such file", as ``Path.is_file`` does.
 _ABSENT = {errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EBADF}
 
@@ -86,7 +85,7 @@ class ParsedFiles:
         except OSError as exc:
             raise ConfigError(f"cannot read: {exc.strerror}", file=shown) from None
         value = parse(data)
-        if max(st.st_mtime_ns, st.st_ctime_ns) <= self._started - int(RACY_SECONDS * 1e9):
+        if max(st.st_mtime_ns, st.st_ctime_ns) <= racy.horizon(self._started):
             try:
                 kept = json.loads(json.dumps(value, allow_nan=False))
             except (TypeError, ValueError):  # a TOML date, a NaN: parsed again next time

@@ -11,7 +11,7 @@ attribute-converted ones for ``git``, all of them for ``fs``) under ``<root>/.mi
 by (relative path, size, mtime_ns, ctime_ns, inode). The ctime is set by the kernel on every
 change of content or mode and cannot be set back (``cp -p``, ``rsync``, ``tar -x`` and
 ``touch -r`` restore the mtime, not the ctime), and an entry is only written for a file whose
-last change is older than :data:`RACY_SECONDS` before the run started (git's "racily clean"
+last change is older than :data:`~mila.racy.RACY_SECONDS` before the run started (git's "racily clean"
 rule): a change within the same timestamp tick as the entry could otherwise keep the key.
 It is an optimisation only: a missing, corrupt or unwritable cache gives the same digests.
 """
@@ -26,11 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mila import racy
 from mila.errors import MilaError
 
-#: A file changed (mtime or ctime) less than this before the run started is not cached: on a
-#: coarse clock a second change within the same tick would keep the same key.
-RACY_SECONDS = 2.0
 CACHE_FORMAT = 2
 CHUNK = 1 << 20
 #: Digest prefixes for what is not a plain regular file (git's tree-entry modes)
@@ -150,7 +148,7 @@ class DigestCache:
 
     def put(self, path: str, st: os.stat_result, digest: str) -> None:
         """Remember ``digest`` for the file as ``st`` (taken before it was read) saw it."""
-        if max(st.st_mtime_ns, st.st_ctime_ns) > self._started - int(RACY_SECONDS * 1e9):
+        if max(st.st_mtime_ns, st.st_ctime_ns) > racy.horizon(self._started):
             return
         self._new[path] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, digest)
         self._changed = True

@@ -9,7 +9,7 @@ file's last change — a ``chmod`` — a same-size rewrite in that second that r
 is missed in any second. The ``git`` hasher reads the *suspects* this module names from disk.
 
 **The rule.** ``T0`` is the wall clock taken just before this run starts ``git status``, less
-:data:`~mila_git.blobs.RACY_SECONDS` (coarse kernel timestamps lag the clock, network file
+:data:`~mila.racy.RACY_SECONDS` (coarse kernel timestamps lag the clock, network file
 systems have their own). A state file under the cache folder keeps the horizon ``H`` (``T0`` of
 the last run that completed the check), the identity of the index file that run read, and its
 *pending* entries (path, recorded ctime second, object id). An entry is *settled* when it can no
@@ -63,7 +63,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-from mila_git import blobs
+from mila import racy
 from mila_git.blobs import EXECUTABLE
 
 STATE_FILE = "git-index-horizon.json"
@@ -214,7 +214,7 @@ class RacyCheck:
     :meth:`settle` once the suspects were read. Created just before ``git status`` starts."""
 
     def __init__(self, cache_dir: Path | None) -> None:
-        self.started = time.time_ns() - int(blobs.RACY_SECONDS * 1e9)
+        self.started = racy.horizon(time.time_ns())
         self.state_file = cache_dir / STATE_FILE if cache_dir else None
         self.candidates: Pending = {}
         self._old: _State | None = None

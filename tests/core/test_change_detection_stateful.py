@@ -178,10 +178,10 @@ class ChangeDetection(RuleBasedStateMachine):
 
     @initialize(data=st.data())
     def build(self, data) -> None:
-        from mila_git import blobs  # the system under test, not the oracle
+        from mila import racy  # the system under test, not the oracle
 
-        self._racy = blobs.RACY_SECONDS
-        blobs.RACY_SECONDS = 0.02  # so the digest cache serves entries within a short test
+        self._racy = racy.RACY_SECONDS
+        racy.RACY_SECONDS = 0.02  # so the digest cache serves entries within a short test
         self.tmp = Path(tempfile.mkdtemp())
         self.root = self.tmp / "repo"
         self.operations = 0
@@ -209,10 +209,10 @@ class ChangeDetection(RuleBasedStateMachine):
         self.actual = self._checksums()
 
     def teardown(self) -> None:
-        from mila_git import blobs
+        from mila import racy
 
         if hasattr(self, "tmp"):
-            blobs.RACY_SECONDS = self._racy
+            racy.RACY_SECONDS = self._racy
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     # ------------------------------------------------------------ helpers

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 import mila.entry_points
+import mila.racy
 from mila.entry_points import CACHE_FILE
 from mila.plugins import build_plugin_manager
 
@@ -35,7 +36,7 @@ def site(tmp_path, monkeypatch):
     folder = tmp_path / "site"
     folder.mkdir()
     monkeypatch.syspath_prepend(str(folder))
-    monkeypatch.setattr(mila.entry_points, "RACY_SECONDS", -60.0)  # files of this test are new
+    monkeypatch.setattr(mila.racy, "RACY_SECONDS", -60.0)  # files of this test are new
     READS.clear()
     real = mila.entry_points.metadata
 
@@ -90,7 +91,7 @@ def test_an_edit_in_place_of_entry_points_is_seen(site, tmp_path) -> None:
 
 
 def test_a_fresh_install_is_not_cached(site, tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(mila.entry_points, "RACY_SECONDS", 2.0)
+    monkeypatch.setattr(mila.racy, "RACY_SECONDS", 2.0)
     install(site, "dist-a", "plug_a", "dep-a")
     assert "dep-a" in deployers(tmp_path / "cache")
     assert not (tmp_path / "cache" / CACHE_FILE).exists()

@@ -10,6 +10,7 @@ import pytest
 
 import mila.config
 import mila.parsed_files
+import mila.racy
 from mila.config import load_config
 from mila.errors import ConfigError
 from mila.parsed_files import CACHE_FILE
@@ -45,7 +46,7 @@ def graph(project):
 
 def _trust_fresh_files(monkeypatch) -> None:
     """Files written by a test are seconds old at most: let the cache keep them."""
-    monkeypatch.setattr(mila.parsed_files, "RACY_SECONDS", -60.0)
+    monkeypatch.setattr(mila.racy, "RACY_SECONDS", -60.0)
 
 
 def test_an_unchanged_file_is_parsed_once(project, parses, monkeypatch) -> None:

@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from mila_git import blobs
 from mila_git import fs as fs_module
 from mila_git import git as git_module
 from mila_git.blobs import blob_id
@@ -16,6 +15,7 @@ from mila_git.fs import FsHasher, ignored, parse_gitignore
 from mila_git.git import GitError, GitHasher
 from mila_hashtest import GIT_ENV, Repo
 
+from mila import racy
 from mila.plugins import build_plugin_manager
 
 
@@ -45,7 +45,7 @@ def make(tmp_path: Path, files: dict[str, str], git_repo: bool = True) -> Path:
 def settled(monkeypatch):
     """Files written before the run count as settled (a ctime cannot be set back, so instead
     of ageing the files the racy window is closed)."""
-    monkeypatch.setattr(blobs, "RACY_SECONDS", 0.0)
+    monkeypatch.setattr(racy, "RACY_SECONDS", 0.0)
 
 
 def test_registered_with_priorities() -> None:

@@ -19,6 +19,8 @@ from mila_git.git import GitHasher
 from mila_git.index import STATE_FILE, RacyCheck, UnsupportedIndex, read_index
 from mila_hashtest import GIT_ENV
 
+from mila import racy
+
 
 def git(root: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True,
@@ -46,7 +48,7 @@ def next_second() -> int:
 @pytest.fixture
 def settled(monkeypatch):
     """No safety margin on the clock: a file is settled once its ctime second is over."""
-    monkeypatch.setattr(blobs, "RACY_SECONDS", 0.0)
+    monkeypatch.setattr(racy, "RACY_SECONDS", 0.0)
 
 
 def index_bytes(root: Path) -> bytes:
