@@ -37,15 +37,9 @@ run read it (a git command running alongside mila, or an old index file copied b
 like the others; git itself has the same window between its stat and its index write.
 
 Without a state (first run, no cache folder, a corrupt or unreadable state) ``H`` is 0: every
-entry is a candidate once, and so on every run with ``core.trustctime=false`` or
-``core.checkStat=minimal``. Those candidates are not all read: a file whose stat is still, to the
-nanosecond, the one git recorded with the content it compared (:func:`unchanged_since_recorded`)
-is not a suspect (a stat per file instead of a read: a fresh CI clone pays ~0.1 s, not ~1 s, at
-30,000 files). That is exact but for one window: a change keeping the ctime to the nanosecond must
-fall within the same tick of the kernel's file clock (a few milliseconds) as the change before it
-and git's stat; a file system without nanoseconds (recorded nanoseconds 0) is read instead.
-An index this module cannot read (split index, sparse index, an unknown version, a parse error)
-makes every tracked file a suspect. Suspects are read through
+entry is a suspect once. With ``core.trustctime=false`` or ``core.checkStat=minimal`` every entry
+is a suspect on every run. An index this module cannot read (split index, sparse index, an
+unknown version, a parse error) makes every tracked file a suspect. Suspects are read through
 the digest cache (:class:`~mila_git.blobs.DigestCache`), so a suspect unchanged since it was
 cached costs a ``stat`` and a lookup. Entries git never compares (``assume-unchanged``,
 ``skip-worktree``), unmerged stages and submodules are never suspects.
@@ -79,9 +73,6 @@ _DIRECTORY = 0o040000
 _UNSUPPORTED_EXTENSIONS = (b"link", b"sdir")  # split index, sparse index
 
 Pending = dict[str, tuple[int, str]]  # path → (recorded ctime second, object id)
-#: path → the stat git recorded: ctime s, ns, mtime s, ns, inode, size (32-bit fields)
-Stats = dict[str, tuple[int, ...]]
-_STAT = struct.Struct(">IIII4xI12xI")
 
 
 class _State(NamedTuple):
@@ -95,11 +86,10 @@ class UnsupportedIndex(Exception):
 
 
 def read_index(data: bytes, hash_size: int, prefix: str, since: int,
-               also: frozenset[int] = frozenset(), stats: Stats | None = None) -> Pending:
+               also: frozenset[int] = frozenset()) -> Pending:
     """The entries of an index file (``data``) under ``prefix`` whose recorded ctime second is at
     least ``since`` or in ``also``: ``{path: (ctime second, object id)}``, leaving out entries git
-    never compares and unmerged stages. Raises :class:`UnsupportedIndex`. ``stats``, when given,
-    receives the stat git recorded for each of them (:func:`unchanged_since_recorded`).
+    never compares and unmerged stages. Raises :class:`UnsupportedIndex`.
 
     Only the entries asked for get their path decoded; the walk over the others reads two
     integers each (v2 and v3: the name's length is in the flags; v4 must decode every path).
@@ -111,7 +101,7 @@ def read_index(data: bytes, hash_size: int, prefix: str, since: int,
         raise UnsupportedIndex(f"index version {version}")
     try:
         found, end = _entries(data, version, count, hash_size, prefix.encode("utf-8",
-                              "surrogateescape"), since, also, stats)
+                              "surrogateescape"), since, also)
     except (struct.error, ValueError, IndexError) as exc:
         raise UnsupportedIndex(f"cannot parse the index: {exc}") from None
     _check_extensions(data, end, hash_size)
@@ -119,7 +109,7 @@ def read_index(data: bytes, hash_size: int, prefix: str, since: int,
 
 
 def _entries(data: bytes, version: int, count: int, hash_size: int, prefix: bytes, since: int,
-             also: frozenset[int], stats: Stats | None) -> tuple[Pending, int]:
+             also: frozenset[int]) -> tuple[Pending, int]:
     found: Pending = {}
     flags_at = 40 + hash_size
     # ctime seconds (the entry's first field), mode (at 24) and flags (after the object id)
@@ -157,8 +147,6 @@ def _entries(data: bytes, version: int, count: int, hash_size: int, prefix: byte
                 if path.startswith(prefix):
                     name = path[len(prefix):].decode("utf-8", "surrogateescape")
                     found[name] = (ctime, data[pos + 40:pos + flags_at].hex())
-                    if stats is not None:
-                        stats[name] = _STAT.unpack_from(data, pos)
         pos = next_pos
     return found, pos
 
@@ -188,25 +176,6 @@ def object_id(data: bytes, hash_size: int) -> str:
     """The git blob id of ``data`` in a SHA-1 (20) or SHA-256 (32) repository."""
     h = hashlib.sha1 if hash_size == 20 else hashlib.sha256
     return h(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
-
-
-def unchanged_since_recorded(path: str, recorded: tuple[int, ...]) -> bool:
-    """Whether ``path``'s stat is still, to the nanosecond, the one git recorded with the content
-    it compared (and so that content). Only said of a file system that keeps nanoseconds (a
-    recorded ctime with a non-zero nanosecond part): a change could then keep the ctime only
-    within one tick of the kernel's file clock (a few milliseconds), and only if the change that
-    set it, git's stat and this change all fell in that tick."""
-    ctime_s, ctime_ns, mtime_s, mtime_ns, inode, size = recorded
-    if ctime_ns == 0:
-        return False
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return False
-    mask = 0xFFFFFFFF
-    return (divmod(st.st_ctime_ns, 10**9) == (ctime_s, ctime_ns)
-            and divmod(st.st_mtime_ns, 10**9) == (mtime_s, mtime_ns)
-            and st.st_ino & mask == inode and st.st_size & mask == size)
 
 
 class RacyCheck:
@@ -242,22 +211,16 @@ class RacyCheck:
             return []
         since = self._old.horizon // 10**9 if self._old else 0
         old = self._old.pending if self._old else {}
-        # every entry is a candidate: stat them rather than read them all (see the docstring)
-        stats: Stats | None = {} if since == 0 else None
         try:
             found = read_index(data, hash_size, prefix, since,
-                               frozenset(c for c, _ in old.values()), stats)
+                               frozenset(c for c, _ in old.values()))
         except UnsupportedIndex:  # every tracked file on disk (a skip-worktree one may not be)
             self._index = None  # nothing to remember: everything is read again next time
             return [p for p in tracked if os.path.lexists(root / p)]
         self.candidates = {p: e for p, e in found.items() if e[0] >= since or old.get(p) == e}
         if not trust_ctime:
             self._index = None  # every entry, every time: no state
-        if stats is None:
-            return [p for p in self.candidates if p in tracked]
-        top = os.path.join(root, "")
-        return [p for p in self.candidates
-                if p in tracked and not unchanged_since_recorded(top + p, stats[p])]
+        return [p for p in self.candidates if p in tracked]
 
     def settle(self, root: Path, digests: Mapping[str, str], links: Mapping[str, str]) -> None:
         """Keep the candidates still pending (recent, or their file differs from their object id)

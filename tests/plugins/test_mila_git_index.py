@@ -109,11 +109,26 @@ def test_a_same_second_rewrite_git_calls_clean_changes_the_digest(tmp_path, cach
 
 @pytest.mark.parametrize("cache", [True, False])
 def test_a_first_run_sees_a_same_second_rewrite_made_before_it(tmp_path, cache) -> None:
-    """No state yet: the entry's recorded stat (nanoseconds) no longer matches the file's."""
+    """No state yet: every entry is read once."""
     root = make(tmp_path, {"a.py": b"print('a')\n", "b.py": b"b\n"})
     new = same_second_rewrite(root, "a.py")
     digests = GitHasher(root / ".mila/cache" if cache else None).file_digests(root)
     assert digests["a.py"] == blob_id(new)
+    assert digests == FsHasher(None).file_digests(root)
+
+
+def test_a_first_run_after_an_attribute_is_removed_reads_what_ships(tmp_path) -> None:
+    """A file normalised when it was committed (CRLF on disk, LF in the index) that no
+    attribute converts any more: git's recorded stat still matches, its "clean" says nothing
+    about the bytes on disk. Comparing stats instead of reading (tried, reverted) missed it;
+    found by the slow differential test."""
+    root = make(tmp_path, {".gitattributes": b"* text=auto\n", "a.txt": b"one\r\ntwo\r\n"})
+    time.sleep(2.1)  # the entries settle: git no longer looks at their content
+    git(root, "status")
+    (root / ".gitattributes").write_bytes(b"")
+    assert " a.txt" not in git(root, "status", "--porcelain")  # git: clean
+    digests = GitHasher(None).file_digests(root)
+    assert digests["a.txt"] == blob_id(b"one\r\ntwo\r\n")
     assert digests == FsHasher(None).file_digests(root)
 
 
@@ -157,11 +172,8 @@ def test_once_checked_a_clean_tree_reads_no_file(tmp_path, monkeypatch, settled)
                         lambda p, size: reads.append(os.fspath(p)) or real(p, size))
     cache_dir = root / ".mila/cache"
     next_second()
-    # no horizon yet: every entry is a candidate once, checked against the stat git recorded
-    # for it (to the nanosecond): none changed since, none is read
-    first = GitHasher(cache_dir).file_digests(root)
-    assert reads == []
-    assert first == FsHasher(None).file_digests(root)
+    first = GitHasher(cache_dir).file_digests(root)  # no horizon yet: every entry once
+    assert len(reads) == 3
     parses: list[int] = []
     monkeypatch.setattr(index_module, "read_index",
                         lambda *a: parses.append(1) or read_index(*a))
