@@ -373,7 +373,9 @@ class ChangeDetection(RuleBasedStateMachine):
             stashes = git(self.root, "stash", "list")
             git(self.root, "stash", "push", "-q", "-u", check=False)
             if git(self.root, "stash", "list") != stashes:
-                git(self.root, "stash", "pop", "-q")
+                # git may fail to pop onto some trees it stashed (a folder replaced by a link):
+                # the tree is then whatever git left, which the oracle reads like any other
+                git(self.root, "stash", "pop", "-q", check=False)
         self._step()
 
     @rule()
